@@ -1,0 +1,2 @@
+"""MedSyn kit: synthetic Russian clinical notes."""
+__version__ = "0.1.0"

@@ -1,0 +1,44 @@
+"""Where things live: the project root, the user cache, run folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def project_root() -> Path | None:
+    """The checkout this kit runs from (the folder holding ``pyproject.toml`` and ``notebooks/``).
+
+    Walks up from the current directory first (a notebook runs in ``notebooks/``), then from this
+    file; ``None`` when the package is installed outside a checkout.
+    """
+    for start in (Path.cwd(), Path(__file__).resolve().parent):
+        for folder in (start, *start.parents):
+            if (folder / "pyproject.toml").is_file() and (folder / "medsyn_utils").is_dir():
+                return folder
+    return None
+
+
+def resolve(path: str | os.PathLike[str]) -> Path:
+    """Resolve a relative path against the project root (so notebooks and the CLI agree)."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return p
+    root = project_root()
+    return (root / p) if root is not None else p.resolve()
+
+
+def cache_dir(*parts: str) -> Path:
+    """The kit's user cache (``MEDSYN_CACHE_DIR``, else ``~/.cache/medsyn``), created on demand."""
+    base = os.environ.get("MEDSYN_CACHE_DIR")
+    root = Path(base).expanduser() if base else Path.home() / ".cache" / "medsyn"
+    folder = root.joinpath(*parts)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def run_dir(path: str | os.PathLike[str]) -> Path:
+    """A run folder, created on demand (relative paths land under the project root)."""
+    folder = resolve(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
