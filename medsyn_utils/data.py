@@ -147,3 +147,21 @@ def checksums(names: list[str] | None = None) -> dict[str, str]:
     """SHA-256 of the named files (all by default), as registered and verified on use."""
     entries = registry()
     return {name: entries[name].sha256 for name in (names or list(entries))}
+
+
+def use_data_dir(folder: str | os.PathLike[str] | None) -> Path | None:
+    """Point the registry at an offline mirror for this process (notebook ``data_dir`` parameter).
+
+    An empty value keeps ``MEDSYN_DATA_DIR`` as it is. Returns the mirror in use, if any.
+    """
+    if folder:
+        path = Path(folder).expanduser()
+        if not path.is_absolute():
+            from .paths import resolve
+            path = resolve(path)
+        if not path.is_dir():
+            raise DataError(f"data_dir={folder} is not a folder: point it at an offline mirror "
+                            f"laid out like shared/data, or leave it empty to use "
+                            f"{DATA_DIR_VARIABLE}")
+        os.environ[DATA_DIR_VARIABLE] = str(path)
+    return data_dir()

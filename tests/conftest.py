@@ -1,0 +1,40 @@
+"""Shared test set-up: the offline data mirror, tiny models built from a config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# Tests read the offline mirror; nothing here downloads.
+if not os.environ.get("MEDSYN_DATA_DIR") and SHARED_DATA.is_dir():
+    os.environ["MEDSYN_DATA_DIR"] = str(SHARED_DATA)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    value = os.environ.get("MEDSYN_DATA_DIR")
+    if not value or not Path(value).is_dir():
+        pytest.skip("no offline data mirror: set MEDSYN_DATA_DIR")
+    return Path(value)
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory) -> Path:
+    """A random-weight chat causal LM with a tokenizer trained on a few sentences."""
+    from medsyn_utils.tiny import tiny_causal_lm
+    return tiny_causal_lm(tmp_path_factory.mktemp("tiny-lm") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory) -> Path:
+    """A random-weight BERT encoder with a tokenizer trained on a few sentences."""
+    from medsyn_utils.tiny import tiny_encoder
+    return tiny_encoder(tmp_path_factory.mktemp("tiny-encoder") / "model")
