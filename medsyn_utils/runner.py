@@ -123,6 +123,7 @@ class NotebookParameter:
     low: float | None = None
     high: float | None = None
     choices: tuple[Any, ...] | None = None
+    read_by_papermill: bool = True
 
     @property
     def type_label(self) -> str:
@@ -182,12 +183,46 @@ def parameters_cell_index(nb: Any) -> int:
     return -1
 
 
+def source_parameters(source: str) -> list[tuple[str, str, str, str]]:
+    """``(name, annotation, default text, help)`` of each simple assignment, read with ``ast``.
+
+    The cross-check of papermill's line-based reading: papermill drops a line whose help
+    comment contains ``=``, and the runner still wants to know that name.
+    """
+    import io
+    import tokenize
+
+    try:
+        tree = ast.parse(source)
+        comments = {tok.start[0]: tok.string.lstrip("#").strip()
+                    for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+                    if tok.type == tokenize.COMMENT}
+    except (SyntaxError, tokenize.TokenError, IndentationError):
+        return []
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
+            name, annotation = node.target.id, ast.unparse(node.annotation)
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and \
+                isinstance(node.targets[0], ast.Name):
+            name, annotation = node.targets[0].id, ""
+        else:
+            continue
+        default = ast.get_source_segment(source, node.value) or ast.unparse(node.value)
+        found.append((name, annotation, default, comments.get(node.end_lineno or 0, "")))
+    return found
+
+
 def notebook_parameters(path: str | os.PathLike[str]) -> dict[str, NotebookParameter]:
     """A notebook's declared parameters: names, types, defaults, help, range and choices.
 
     Read with papermill's Python translator (what ``papermill --help-notebook`` and
-    ``papermill.inspect_notebook`` show), so the runner and papermill agree on the names.
+    ``papermill.inspect_notebook`` show), so the runner and papermill agree on the names; an
+    assignment papermill cannot read (see :func:`source_parameters`) is still listed, with
+    ``read_by_papermill=False`` (the notebook hygiene test fails on it).
     """
+    import logging
+
     from papermill.translators import papermill_translators
 
     path = Path(path)
@@ -199,13 +234,26 @@ def notebook_parameters(path: str | os.PathLike[str]) -> dict[str, NotebookParam
     kernel = nb.metadata.get("kernelspec", {}).get("name", KERNEL_NAME)
     language = nb.metadata.get("kernelspec", {}).get("language", "python")
     translator = papermill_translators.find_translator(kernel, language)
+    logger = logging.getLogger("papermill")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # its "Unable to parse line" warning: handled below
+    try:
+        read = [(p.name, "" if p.inferred_type_name == "None" else p.inferred_type_name,
+                 p.default, p.help, True) for p in translator.inspect(nb.cells[index])]
+    finally:
+        logger.setLevel(level)
+    by_papermill = {item[0]: item for item in read}
+    ordered = [by_papermill.get(name, (name, annotation, default, help_text, False))
+               for name, annotation, default, help_text in source_parameters(
+                   nb.cells[index].source)]
+    ordered += [item for item in read if item[0] not in {o[0] for o in ordered}]
     found: dict[str, NotebookParameter] = {}
-    for item in translator.inspect(nb.cells[index]):
-        type_name = "" if item.inferred_type_name == "None" else item.inferred_type_name
-        low, high, choices = parse_help(item.help)
-        found[item.name] = NotebookParameter(
-            name=item.name, type=type_name.strip(), default_text=item.default, help=item.help,
-            default=_literal(item.default), low=low, high=high, choices=choices)
+    for name, type_name, default, help_text, by_pm in ordered:
+        low, high, choices = parse_help(help_text)
+        found[name] = NotebookParameter(
+            name=name, type=type_name.strip(), default_text=default, help=help_text,
+            default=_literal(default), low=low, high=high, choices=choices,
+            read_by_papermill=by_pm)
     return found
 
 
@@ -388,6 +436,7 @@ def plan_run(params_file: str | os.PathLike[str], *, overrides: Iterable[str] = 
     params_path = Path(params_file)
     if not params_path.is_absolute() and not params_path.exists():
         params_path = root_path / params_path
+    params_path = params_path.absolute()
     overrides = list(overrides)
     config = load_params_file(params_path)
     cli_raw = apply_overrides(config, overrides)
@@ -745,6 +794,12 @@ def _execute(stage: Stage, plan: RunPlan, executed: Path, progress: bool) -> Non
         request_save_on_cell_execute=True, start_timeout=120, **_engine_options())
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def run_plan(plan: RunPlan, *, force: bool = False, progress: bool = True,
              command: list[str] | None = None, echo=print) -> tuple[int, dict[str, Any]]:
     """Execute a checked plan; return the exit status and the manifest written.
@@ -790,7 +845,8 @@ def run_plan(plan: RunPlan, *, force: bool = False, progress: bool = True,
     def save() -> None:
         models, artefacts, data = _collect(run_dir, stages)
         manifest.update(models=models, artefacts=artefacts, data=data)
-        write_json_atomic(run_dir / MANIFEST, manifest)
+        path = write_json_atomic(run_dir / MANIFEST, manifest)
+        path.chmod(0o666 & ~_umask())  # mkstemp makes it private; a run folder is shared
 
     save()
     for warning in plan.warnings:
@@ -898,7 +954,9 @@ def find_notebook(name: str, root: Path | None = None) -> Path:
 
 def format_parameters(path: Path, params: Mapping[str, NotebookParameter]) -> str:
     """A notebook's parameters as an aligned table: name, type, default, help."""
-    rows = [(p.name, p.type_label, p.default_text, p.help) for p in params.values()]
+    note = "  (papermill cannot read this line: keep '=' out of the comment)"
+    rows = [(p.name, p.type_label, p.default_text, p.help + ("" if p.read_by_papermill else note))
+            for p in params.values()]
     if not rows:
         return f"{path}: no parameters declared"
     width = [max(len(row[i]) for row in rows) for i in range(3)]
