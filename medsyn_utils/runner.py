@@ -40,8 +40,8 @@ Run folder::
 Incremental re-runs. A stage's fingerprint hashes its notebook file, its resolved parameters
 (without ``run_dir``) and the output fingerprints of the stages it comes after (an output
 fingerprint changes whenever that stage executes again). A stage whose fingerprint equals the one
-recorded in the manifest of its last successful execution, and whose executed notebook is still in
-the run folder, is skipped; ``--force`` re-runs the selected stages. Changing generation's
+recorded in the manifest of its last successful execution, and whose executed notebook and stage
+record are still in the run folder, is skipped; ``--force`` re-runs the selected stages. Changing generation's
 parameters therefore re-runs generation, scoring, analysis and downstream, not graph or tasks.
 Code changes inside ``medsyn_utils`` are not part of the fingerprint: use ``--force`` after them.
 
@@ -877,7 +877,8 @@ def run_plan(plan: RunPlan, *, force: bool = False, progress: bool = True,
         notebook_sha = file_sha256(notebook)
         inputs = {name: outputs.get(name) for name in stage.after}
         fingerprint = stage_fingerprint(notebook_sha, parameters, inputs)
-        unchanged = (last.get("status") in ("ok", "skipped") and
+        record_kept = (run_dir / f"{stage.record}.json").is_file() or "warning" in last
+        unchanged = (last.get("status") in ("ok", "skipped") and record_kept and
                      last.get("fingerprint") == fingerprint and executed.is_file())
         if unchanged and not force:
             echo(f"{label}: unchanged, skipped")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -13,7 +14,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from medsyn_utils import cli, runner
 from medsyn_utils.data import checksums
-from medsyn_utils.errors import ParameterError
+from medsyn_utils.errors import MedsynError, ParameterError
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_FILE = "rumedbench/RuMedTop3/dev_v1.jsonl"  # a registered name, recorded, never read here
@@ -73,7 +74,27 @@ STANDARD = "stages: [graph, tasks, generation, scoring]\ncommon: {seed: 1}\ngene
 
 
 def medsyn(*argv: str) -> int:
-    return cli.main(list(argv))
+    """``medsyn run|params ...`` as cli.main runs it, without importing the other stage modules."""
+    parser = argparse.ArgumentParser(prog="medsyn")
+    runner.add_cli(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(list(argv))
+    try:
+        return int(args.func(args) or 0)
+    except MedsynError as error:
+        print(f"medsyn: error: {error}", file=sys.stderr)
+        return 2
+
+
+def test_cli_registers_run_and_params():
+    source = Path(cli.__file__).read_text()
+    assert '"medsyn_utils.runner"' in source  # cli.main imports add_cli from this module
+    parser = argparse.ArgumentParser()
+    runner.add_cli(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["run", "--params", "p.yaml", "--set", "a=1", "--set", "b.c=2",
+                              "--only", "graph,tasks", "--force"])
+    assert (args.func, args.set, args.only, args.force) == (runner._run_command,
+                                                           ["a=1", "b.c=2"], ["graph,tasks"], True)
+    assert parser.parse_args(["params", "generation"]).func is runner._params_command
 
 
 def run_args(project: Path, params: Path, out: Path, *extra: str) -> list[str]:
@@ -406,3 +427,14 @@ def test_missing_notebooks_are_reported_and_skipped(tmp_path, capsys):
     assert manifest["stages"]["graph"]["status"] == "ok"
     assert manifest["stages"]["downstream"]["status"] == "missing"
     assert "finetune" not in manifest["stages"]
+
+
+@pytest.mark.notebooks
+def test_deleted_stage_record_reruns_that_stage(tmp_path):
+    project = make_project(tmp_path / "proj", ("graph", "tasks"))
+    params = write_params(project, "stages: [graph, tasks]\n")
+    out = tmp_path / "run"
+    assert medsyn(*run_args(project, params, out)) == 0
+    (out / "02_prompt_construction.json").unlink()
+    assert medsyn(*run_args(project, params, out)) == 0
+    assert log_lines(out) == ["graph", "tasks", "tasks"]
