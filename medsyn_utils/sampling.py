@@ -617,9 +617,9 @@ class ExampleStore:
             ids = np.full(len(cats), None, dtype=object)
             texts = np.full(len(cats), fallback_text, dtype=object)
             sources = np.full(len(cats), "template", dtype=object)
-        return pd.DataFrame({"example_visit_id": ids.astype(object),
-                             "example_text": texts.astype(object),
-                             "example_source": sources.astype(object)})
+        return pd.DataFrame({"example_visit_id": pd.Series(ids, dtype=object),
+                             "example_text": pd.Series(texts, dtype=object),
+                             "example_source": pd.Series(sources, dtype=object)})
 
 
 _EXAMPLE_CACHE: dict[tuple, ExampleStore] = {}

@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from . import sampling
 from .errors import CodeError, InputTableError, ParameterError
@@ -67,6 +67,12 @@ class TaskOptions(BaseModel):
     married_ceiling: float = 0.65  # married share of the oldest age group
     on_missing_symptoms: Literal["error", "fallback"] = "error"  # fallback: prompt(code) instead
     templates_dir: str = ""  # folder of prompt templates; empty = the packaged ones
+
+    @field_validator("counts", "symptom_sources", "prompt_kinds", "prompt_mix", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: Any) -> Any:
+        """An empty list or mapping (a notebook parameter's "nothing") means the default."""
+        return None if isinstance(value, (list, tuple, dict)) and not value else value
 
 
 def _one_line(error: ValidationError) -> str:
@@ -234,10 +240,13 @@ def build_task_table(n: int, seed: int, **options: Any) -> pd.DataFrame:
     # ---- style examples: drawn for every task, kept where the prompt uses one
     categories = [code[:3] for code in icd10]
     examples = store.sample(categories, rng_examples, templates.fallback_example)
-    uses_example = kinds == "symptoms+example"
-    for column in ("example_visit_id", "example_text", "example_source"):
-        values = examples[column].to_numpy(object)
-        examples[column] = np.where(uses_example, values, None)
+    uses_example = (kinds == "symptoms+example").tolist()
+    example_columns = {
+        name: pd.Series([_text(v, "") or None if use else None
+                         for v, use in zip(examples[name].to_numpy(object), uses_example)],
+                        dtype=object)
+        for name in ("example_visit_id", "example_text", "example_source")
+    }
     for i in np.flatnonzero(kinds == "code"):
         symptoms[i] = []
 
@@ -251,9 +260,7 @@ def build_task_table(n: int, seed: int, **options: Any) -> pd.DataFrame:
         "prompt_kind": kinds.astype(str),
         "prompt_variant": variants.astype(str),
         "symptoms": symptoms,
-        "example_visit_id": examples["example_visit_id"].to_numpy(object),
-        "example_text": examples["example_text"].to_numpy(object),
-        "example_source": examples["example_source"].to_numpy(object),
+        **example_columns,
         "sex": patients["sex"].to_numpy(object).astype(str),
         "age": patients["age"].to_numpy(np.int64),
         "location": patients["location"].to_numpy(object).astype(str),
@@ -312,6 +319,130 @@ def task_summary(frame: pd.DataFrame) -> dict[str, Any]:
         "smoking_share": float(frame["smoking"].mean()),
         "married_share": float((frame["marital_status"] == "married").mean()),
     }
+
+
+# --------------------------------------------------------------------------- notebook views
+
+
+def code_distribution(frame: pd.DataFrame, kg=None) -> pd.DataFrame:
+    """Sampled share of each category against its source frequencies.
+
+    ``visit_share`` is the MedSyn share of outpatient visits renormalised over the categories of
+    the table; ``train_share`` the category's share of RuMedTop3 train visits (same renormalising).
+    """
+    from . import corpus
+    from .graph import load_graph
+
+    kg = kg or load_graph()
+    counts = frame["category"].value_counts()
+    cats = sorted(counts.index)
+    visit = sampling.code_frequencies(kg, cats)
+    train = corpus.load_rumedtop3("train")["code"].str[:3].value_counts()
+    train_counts = np.array([train.get(c, 0) for c in cats], dtype=float)
+    table = pd.DataFrame({
+        "category": cats,
+        "name_ru": [kg.name(c) if c in kg.codes else "" for c in cats],
+        "tasks": [int(counts[c]) for c in cats],
+        "task_share": [counts[c] / len(frame) for c in cats],
+        "visit_share": visit / visit.sum(),
+        "train_share": train_counts / train_counts.sum() if train_counts.sum() else 0.0,
+        "sex_specific": [kg.sex(c) or "" for c in cats],
+    })
+    return table.sort_values(["tasks", "category"], ascending=[False, True]).reset_index(drop=True)
+
+
+def demographic_comparison(frame: pd.DataFrame, min_age: int = 9, smoking_male: float = 0.346,
+                           smoking_female: float = 0.083, smoking_min_age: int = 16,
+                           married_ceiling: float = 0.65) -> pd.DataFrame:
+    """Sampled shares of sex, location, age group, smoking and marriage against the population.
+
+    The population column is the 2022 pyramid from ``min_age`` (for smoking and marriage: what
+    the sampler's rates give on that pyramid).
+    """
+    population = sampling.load_population(min_age)
+    cells = population.cell_table()
+    bins = [0, 18, 30, 45, 60, 75, 200]
+    labels = ["<18", "18-29", "30-44", "45-59", "60-74", "75+"]
+    cells["age_group"] = pd.cut(cells["age"], bins, right=False, labels=labels).astype(str)
+    sampled = frame.assign(age_group=pd.cut(frame["age"], bins, right=False,
+                                            labels=labels).astype(str))
+    rows = []
+    for variable in ("sex", "location", "age_group"):
+        expected = cells.groupby(variable)["share"].sum()
+        observed = sampled[variable].value_counts(normalize=True)
+        for value in expected.index:
+            rows.append((variable, value, float(observed.get(value, 0.0)), float(expected[value])))
+    smoke_rate = np.where(cells["sex"] == "male", smoking_male, smoking_female)
+    smoke = float((cells["share"] * smoke_rate * (cells["age"] >= smoking_min_age)).sum())
+    rows.append(("smoking", "smoker", float(frame["smoking"].mean()), smoke))
+    group = np.searchsorted([g[1] for g in sampling.MARRIAGE_GROUPS], cells["age"], side="left")
+    sex_idx = (cells["sex"] == "female").astype(int).to_numpy()
+    married = float((cells["share"] * married_ceiling
+                     * population.married_cdf[sex_idx, group]).sum())
+    rows.append(("marital_status", "married",
+                 float((frame["marital_status"] == "married").mean()), married))
+    return pd.DataFrame(rows, columns=["variable", "value", "sampled", "population"])
+
+
+def prompt_examples(frame: pd.DataFrame, per_kind: int = 1) -> pd.DataFrame:
+    """The first ``per_kind`` tasks of every prompt kind and variant (for showing prompts)."""
+    return (frame.groupby(["prompt_kind", "prompt_variant"], sort=True, group_keys=False)
+            .head(per_kind).sort_values(["prompt_kind", "prompt_variant", "task_id"]))
+
+
+def format_prompt(row: Mapping[str, Any] | pd.Series) -> str:
+    """A task's prompts as readable text: header, chat messages, completion document."""
+    head = (f"{row['task_id']} · {row['prompt_kind']}/{row['prompt_variant']} · {row['icd10']} "
+            f"{row['code_name_ru']} · symptoms: {', '.join(row['symptoms']) or '—'} · example: "
+            f"{_text(row['example_source'], '—')} {_text(row['example_visit_id'], '')}")
+    return (f"{head}\n--- system ---\n{row['system_prompt']}\n--- user ---\n"
+            f"{row['user_prompt']}\n--- completion (base models) ---\n{row['completion_prompt']}")
+
+
+def options_from(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The task options among a notebook's variables (its parameters cell), by name."""
+    return {name: values[name] for name in TaskOptions.model_fields if name in values}
+
+
+def _text(value: Any, empty: str) -> str:
+    return empty if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
+def resample_preview(code: str, n: int = 3, seed: int = 0, **options: Any) -> pd.DataFrame:
+    """``n`` tasks for one code (what the notebook's picker shows); other options as given."""
+    options = {k: v for k, v in options.items()
+               if k not in ("codes", "counts", "code_selection", "n", "seed", *NOTEBOOK_ONLY)}
+    return build_task_table(n, seed, codes=[code], code_selection="list", **options)
+
+
+def resample_widget(choices: list[str], n: int = 3, seed: int = 0, **options: Any):
+    """An ipywidgets picker: choose a code and a seed, re-sample and read the prompts.
+
+    Returns ``None`` (and the notebook carries on) where ipywidgets is not installed; headless
+    runs display the widget's text form and never fire its callback.
+    """
+    try:
+        import ipywidgets as widgets
+    except ImportError:
+        return None
+    picker = widgets.Dropdown(options=choices, value=choices[0] if choices else None,
+                              description="code")
+    seed_box = widgets.IntText(value=seed, description="seed")
+    button = widgets.Button(description="re-sample")
+    output = widgets.Output()
+
+    def _show(_=None) -> None:
+        output.clear_output()
+        with output:
+            try:
+                table = resample_preview(picker.value, n, int(seed_box.value), **options)
+                for _, row in table.iterrows():
+                    print(format_prompt(row), end="\n\n")
+            except Exception as error:  # shown to the user in the widget, not raised
+                print(f"error: {error}")
+
+    button.on_click(_show)
+    return widgets.VBox([widgets.HBox([picker, seed_box, button]), output])
 
 
 # --------------------------------------------------------------------------- files
@@ -397,15 +528,24 @@ def read_task_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         frame["smoking"] = frame["smoking"].map({"True": True, "False": False}).astype(bool)
     _check_columns(frame, str(path))
     for name in ("example_visit_id", "example_text", "example_source"):
-        frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+        frame[name] = pd.Series([None if pd.isna(v) else str(v) for v in frame[name]],
+                                dtype=object, index=frame.index)
     return frame[list(TASK_COLUMNS)]
 
 
 # --------------------------------------------------------------------------- CLI
 
 
+NOTEBOOK_ONLY = ("run_dir", "data_dir", "show_per_kind", "picker_code")  # not task options
+
+
 def load_params(path: str | os.PathLike[str] | None) -> dict[str, Any]:
-    """Task options from a YAML file; a top-level ``tasks:`` mapping is used when present."""
+    """Task options from a YAML file.
+
+    A runner parameter file (``params/default.yaml``) has a ``tasks:`` mapping (notebook 02's
+    parameters) and a ``common:`` one (``seed``, ``data_dir``): both are read, ``tasks`` winning.
+    Any other file is a plain mapping of options.
+    """
     if not path:
         return {}
     from .paths import resolve
@@ -418,21 +558,26 @@ def load_params(path: str | os.PathLike[str] | None) -> dict[str, Any]:
     except yaml.YAMLError as error:
         raise ParameterError(f"params file {path} is not valid YAML: "
                              f"{str(error).splitlines()[0]}") from error
-    if isinstance(data, dict) and isinstance(data.get("tasks"), dict):
-        data = data["tasks"]
     if not isinstance(data, dict):
         raise ParameterError(f"params file {path} must hold a mapping of task options")
+    if isinstance(data.get("tasks"), dict) or isinstance(data.get("common"), dict):
+        common = data.get("common") if isinstance(data.get("common"), dict) else {}
+        merged = {k: v for k, v in common.items() if k in ("seed", "n", "data_dir")}
+        merged.update(data.get("tasks") or {})
+        data = merged
     return dict(data)
 
 
 def _cli(args: argparse.Namespace) -> int:
     from .provenance import write_stage_record
 
+    from .data import use_data_dir
+
     options = load_params(args.params)
-    n = args.n if args.n is not None else options.pop("n", None)
-    seed = args.seed if args.seed is not None else options.pop("seed", None)
-    options.pop("n", None)
-    options.pop("seed", None)
+    n = args.n if args.n is not None else options.get("n")
+    seed = args.seed if args.seed is not None else options.get("seed")
+    use_data_dir(options.get("data_dir") or None)
+    options = {k: v for k, v in options.items() if k not in ("n", "seed", *NOTEBOOK_ONLY)}
     if n is None or seed is None:
         raise ParameterError("give --n and --seed (or n: and seed: in the params file)")
     frame = build_task_table(n, seed, **options)
