@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -108,6 +108,7 @@ class PriorTable:
     targets: tuple[str, ...]
     unit_code: np.ndarray
     unit_target: np.ndarray
+    unit_sex: np.ndarray  # "male"/"female" for sex-specific unit codes, "" otherwise
     target_offsets: np.ndarray
     vocab: np.ndarray
     ids: np.ndarray
@@ -169,28 +170,40 @@ class PriorTable:
         p = np.exp(row - row.max())
         return p / p.sum()
 
-    def choose_units(self, targets: np.ndarray, rng: np.random.Generator,
-                     k_min: int = 1) -> np.ndarray:
+    def choose_units(self, targets: np.ndarray, rng: np.random.Generator, k_min: int = 1,
+                     patient_sex: Sequence[str] | np.ndarray | None = None) -> np.ndarray:
         """One unit per task: the target's only unit, or a random leader code of the category.
 
         A leader is drawn uniformly among the target's units with at least ``k_min`` drawable
-        symptoms, or among those with any where none has that many.
+        symptoms, or among those with any where none has that many. With ``patient_sex``, a
+        sex-specific leader (``unit_sex``, e.g. E89.4 of the general category E89) is only
+        drawn for a patient of that sex.
         """
         targets = np.asarray(targets, dtype=np.int64)
+        sexes = (np.full(len(targets), "", dtype=object) if patient_sex is None
+                 else np.asarray(patient_sex, dtype=object))
+        u = rng.random(len(targets))
+        out = np.empty(len(targets), dtype=np.int64)
         n_targets = len(self.targets)
-        n_ok = self.n_eligible
-        rich = n_ok >= max(int(k_min), 1)
-        has_rich = np.bincount(self.unit_target, weights=rich, minlength=n_targets) > 0
-        candidates = np.flatnonzero(np.where(has_rich[self.unit_target], rich, n_ok > 0))
-        offsets = np.searchsorted(self.unit_target[candidates], np.arange(n_targets + 1))
-        n_cand = np.diff(offsets)
-        empty = n_cand[targets] == 0
-        if np.any(empty):
-            bad = self.targets[int(targets[np.argmax(empty)])]
-            raise CodeError(f"code {bad} has no symptoms under the chosen sources: choose other "
-                            f"symptom_sources, or on_missing_symptoms='fallback'")
-        offset = np.floor(rng.random(len(targets)) * n_cand[targets]).astype(np.int64)
-        return candidates[offsets[targets] + offset]
+        for sex in sorted(set(sexes.tolist())):
+            rows = np.flatnonzero(sexes == sex)
+            allowed = ((self.unit_sex == "") | (self.unit_sex == sex) if sex
+                       else np.ones(len(self.unit_sex), dtype=bool))
+            n_ok = np.where(allowed, self.n_eligible, 0)
+            rich = n_ok >= max(int(k_min), 1)
+            has_rich = np.bincount(self.unit_target, weights=rich, minlength=n_targets) > 0
+            candidates = np.flatnonzero(np.where(has_rich[self.unit_target], rich, n_ok > 0))
+            offsets = np.searchsorted(self.unit_target[candidates], np.arange(n_targets + 1))
+            n_cand = np.diff(offsets)[targets[rows]]
+            if np.any(n_cand == 0):
+                bad = self.targets[int(targets[rows][np.argmax(n_cand == 0)])]
+                whom = f" for a {sex} patient" if sex else ""
+                raise CodeError(f"code {bad} has no symptoms{whom} under the chosen sources: "
+                                f"choose other symptom_sources or symptom_scope, or "
+                                f"on_missing_symptoms='fallback'")
+            pick = offsets[targets[rows]] + np.floor(u[rows] * n_cand).astype(np.int64)
+            out[rows] = candidates[pick]
+        return out
 
     def sample_symptoms(self, units: np.ndarray, rng: np.random.Generator, k_min: int,
                         k_max: int, temperature: float) -> tuple[np.ndarray, np.ndarray]:
@@ -271,6 +284,71 @@ def _synonym_variants(name: str) -> tuple[str, ...]:
 _PRIOR_CACHE: dict[tuple, PriorTable] = {}
 
 
+def _assemble(targets: tuple[str, ...], unit_code: list[str], unit_target: list[int],
+              unit_sex: list[str], rows: list[dict[str, float]], synonym_names: set[str],
+              mixed: str, sources: tuple[str, ...], scope: str) -> PriorTable:
+    """Padded arrays from one ``{symptom: weight (NaN = unweighted)}`` mapping per unit."""
+    vocab_index: dict[str, int] = {}
+    width = max([len(r) for r in rows] + [1])
+    n_units = len(rows)
+    ids = np.full((n_units, width), -1, dtype=np.int64)
+    weights = np.full((n_units, width), np.nan)
+    for u, row in enumerate(rows):
+        for j, (symptom, weight) in enumerate(row.items()):
+            ids[u, j] = vocab_index.setdefault(symptom, len(vocab_index))
+            weights[u, j] = weight
+    present = ids >= 0
+    weighted = present & ~np.isnan(weights)
+    any_weighted = weighted.any(axis=1)
+    if mixed == "weighted_only":
+        eligible = np.where(any_weighted[:, None], weighted, present)
+        use_weights = any_weighted
+    elif mixed == "fill_min":
+        low = np.where(weighted, weights, np.inf).min(axis=1)
+        fill = np.where(np.isfinite(low), low, 0.0)
+        weights = np.where(present & ~weighted, fill[:, None], weights)
+        eligible, use_weights = present, any_weighted
+    else:
+        eligible, use_weights = present, np.zeros(n_units, dtype=bool)
+
+    # Drawable symptoms first in each row (stable), so draws can look at the left columns only.
+    order = np.argsort(~eligible, axis=1, kind="stable")
+    ids, weights, eligible = (np.take_along_axis(a, order, axis=1) for a in (ids, weights, eligible))
+    vocab = np.array(list(vocab_index) or [""], dtype=object)
+    variants = [(_synonym_variants(s) if s in synonym_names else (s,)) for s in vocab]
+    counts = np.array([len(v) for v in variants], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    flat = np.array([v for group in variants for v in group], dtype=object)
+    unit_target_arr = np.array(unit_target, dtype=np.int64)
+    return PriorTable(
+        targets=tuple(targets), unit_code=np.array(unit_code, dtype=object),
+        unit_target=unit_target_arr, unit_sex=np.array(unit_sex, dtype=object),
+        target_offsets=np.searchsorted(unit_target_arr, np.arange(len(targets) + 1)).astype(np.int64),
+        vocab=vocab, ids=ids, weights=weights, eligible=eligible, use_weights=use_weights,
+        variant_offsets=offsets, variant_counts=counts, variant_flat=flat, sources=sources,
+        scope=scope, mixed=mixed,
+    )
+
+
+def prior_table_from_lists(units: Mapping[str, Mapping[str, float | None]],
+                           mixed: str = "weighted_only",
+                           synonyms: bool = False) -> PriorTable:
+    """A prior table from plain lists, one unit per code: ``{code: {symptom: weight or None}}``.
+
+    For tests and for symptom priors that do not come from the graph; ``synonyms=True`` treats
+    comma-separated names as synonym groups.
+    """
+    if mixed not in MIXED_POLICIES:
+        raise ParameterError(f"mixed_weights={mixed!r} is unknown: use one of "
+                             f"{', '.join(MIXED_POLICIES)}")
+    codes = list(units)
+    rows = [{name: (np.nan if w is None else float(w)) for name, w in units[c].items()}
+            for c in codes]
+    names = {name for row in rows for name in row} if synonyms else set()
+    return _assemble(tuple(codes), codes, list(range(len(codes))), [""] * len(codes), rows,
+                     names, mixed, ("custom",), "rollup")
+
+
 def build_prior_table(kg, targets: Sequence[str], sources: Sequence[str] | None = None,
                       scope: str = "leader", mixed: str = "weighted_only",
                       exclude: Sequence[str] = DEFAULT_EXCLUDED_SYMPTOMS) -> PriorTable:
@@ -333,49 +411,16 @@ def build_prior_table(kg, targets: Sequence[str], sources: Sequence[str] | None 
             unit_target.append(t_index)
             rows.append(merged)
 
-    vocab_index: dict[str, int] = {}
-    width = max([len(r) for r in rows] + [1])
-    n_units = len(rows)
-    ids = np.full((n_units, width), -1, dtype=np.int64)
-    weights = np.full((n_units, width), np.nan)
-    for u, merged in enumerate(rows):
-        for j, symptom in enumerate(sorted(merged)):
-            ids[u, j] = vocab_index.setdefault(symptom, len(vocab_index))
+    weights_rows = []
+    for merged in rows:
+        row: dict[str, float] = {}
+        for symptom in sorted(merged):
             cell = merged[symptom]
-            for source in WEIGHT_ORDER:
-                if source in cell:
-                    weights[u, j] = cell[source]
-                    break
-    present = ids >= 0
-    weighted = present & ~np.isnan(weights)
-    any_weighted = weighted.any(axis=1)
-    if mixed == "weighted_only":
-        eligible = np.where(any_weighted[:, None], weighted, present)
-        use_weights = any_weighted
-    elif mixed == "fill_min":
-        low = np.where(weighted, weights, np.inf).min(axis=1)
-        fill = np.where(np.isfinite(low), low, 0.0)
-        weights = np.where(present & ~weighted, fill[:, None], weights)
-        eligible, use_weights = present, any_weighted
-    else:
-        eligible, use_weights = present, np.zeros(n_units, dtype=bool)
-
-    # Drawable symptoms first in each row (stable), so draws can look at the left columns only.
-    order = np.argsort(~eligible, axis=1, kind="stable")
-    ids, weights, eligible = (np.take_along_axis(a, order, axis=1) for a in (ids, weights, eligible))
-    vocab = np.array(list(vocab_index) or [""], dtype=object)
-    variants = [(_synonym_variants(s) if s in synonym_names else (s,)) for s in vocab]
-    counts = np.array([len(v) for v in variants], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    flat = np.array([v for group in variants for v in group], dtype=object)
-    unit_target_arr = np.array(unit_target, dtype=np.int64)
-    table = PriorTable(
-        targets=targets, unit_code=np.array(unit_code, dtype=object), unit_target=unit_target_arr,
-        target_offsets=np.searchsorted(unit_target_arr, np.arange(len(targets) + 1)).astype(np.int64),
-        vocab=vocab, ids=ids, weights=weights,
-        eligible=eligible, use_weights=use_weights, variant_offsets=offsets,
-        variant_counts=counts, variant_flat=flat, sources=sources, scope=scope, mixed=mixed,
-    )
+            row[symptom] = next((cell[s] for s in WEIGHT_ORDER if s in cell), np.nan)
+        weights_rows.append(row)
+    unit_sex = [kg.sex(code) or "" for code in unit_code]
+    table = _assemble(targets, unit_code, unit_target, unit_sex, weights_rows, synonym_names,
+                      mixed, sources, scope)
     _PRIOR_CACHE[key] = table
     return table
 

@@ -209,8 +209,16 @@ def build_task_table(n: int, seed: int, **options: Any) -> pd.DataFrame:
                                             target_sex[task_target], **patient_kw)
 
     # ---- prompt kind and variant per task: exact shares, shuffled
+    # kinds first, then variants within each kind, so kind shares are as exact as n allows
     pairs = list(mix)
-    pair_counts = sampling.allocate([mix[p] for p in pairs], n)
+    kind_names = list(dict.fromkeys(kind for kind, _ in pairs))
+    kind_counts = sampling.allocate([sum(w for (k, _), w in mix.items() if k == kind)
+                                     for kind in kind_names], n)
+    pair_counts = np.zeros(len(pairs), dtype=np.int64)
+    for kind, count in zip(kind_names, kind_counts):
+        members = [i for i, (k, _) in enumerate(pairs) if k == kind]
+        if count:
+            pair_counts[members] = sampling.allocate([mix[pairs[i]] for i in members], int(count))
     pair_index = rng_kinds.permutation(np.repeat(np.arange(len(pairs)), pair_counts))
     kinds = np.array([pairs[i][0] for i in pair_index], dtype=object)
     variants = np.array([pairs[i][1] for i in pair_index], dtype=object)
@@ -221,7 +229,8 @@ def build_task_table(n: int, seed: int, **options: Any) -> pd.DataFrame:
     has = available[task_target] > 0
     rows = np.flatnonzero(has)
     if len(rows):
-        units = prior.choose_units(task_target[rows], rng_units, opts.k_min)
+        units = prior.choose_units(task_target[rows], rng_units, opts.k_min,
+                                   patients["sex"].to_numpy(object)[rows])
         slots, _ = prior.sample_symptoms(units, rng_symptoms, opts.k_min, opts.k_max,
                                          opts.temperature)
         drawn = prior.symptom_lists(units, slots, rng_symptoms, opts.pick_synonym)

@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _loop_tables(prior: sampling.PriorTable, population: sampling.Population,
-                 frequencies: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+                 frequencies: np.ndarray, sexes: np.ndarray
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The same priors laid out as the original sampler kept them: string lists in a table."""
     rows = []
     for unit in range(len(prior.unit_code)):
@@ -36,11 +37,12 @@ def _loop_tables(prior: sampling.PriorTable, population: sampling.Population,
         names = [str(prior.vocab[i]) for i in prior.ids[unit, :n]]
         weights = prior.weights[unit, :n] if prior.use_weights[unit] else np.full(n, np.nan)
         rows.append({"target": prior.targets[prior.unit_target[unit]],
-                     "icd_10": prior.unit_code[unit],
+                     "icd_10": prior.unit_code[unit], "gender": prior.unit_sex[unit],
                      "symptoms_ru": json.dumps(names, ensure_ascii=False),
                      "tfidf": json.dumps([None if np.isnan(w) else float(w) for w in weights])})
     diseases = pd.DataFrame(rows)
-    codes = pd.DataFrame({"code": list(prior.targets), "probs": frequencies / frequencies.sum()})
+    codes = pd.DataFrame({"code": list(prior.targets), "probs": frequencies / frequencies.sum(),
+                          "gender": sexes})
     cells = population.cell_table()
     return diseases, codes, cells
 
@@ -54,14 +56,22 @@ def _loop(n: int, rng: np.random.Generator, diseases: pd.DataFrame, codes: pd.Da
     sex_given_location = {loc: totals[loc] / totals[loc].sum() for loc in locations.index}
     age_given = {key: (part["age"], part["share"] / part["share"].sum())
                  for key, part in cells.groupby(["location", "sex"])}
+    # per sex: the general codes and that sex's codes, renormalised (as the original prepared
+    # its per-gender code lists once)
+    pools = {}
+    for sex in sampling.SEXES:
+        own = codes[(codes["gender"] == "") | (codes["gender"] == sex)]
+        pools[sex] = (own["code"], own["probs"] / own["probs"].sum())
     for _ in range(n):
-        location = rng.choice(locations.index.to_numpy(), p=(locations / locations.sum()).to_numpy())
+        location = rng.choice(locations.index.to_numpy(),
+                              p=(locations / locations.sum()).to_numpy())
         by_sex = sex_given_location[location]
         sex = rng.choice(by_sex.index.to_numpy(), p=by_sex.to_numpy())
         ages, p_age = age_given[(location, sex)]
         age = rng.choice(ages.to_numpy(), p=p_age.to_numpy())
-        code = rng.choice(codes["code"].to_numpy(), p=codes["probs"].to_numpy())
-        data = diseases.query("target == @code")
+        pool, p_code = pools[sex]
+        code = rng.choice(pool.to_numpy(), p=p_code.to_numpy())
+        data = diseases.query("target == @code and (gender == '' or gender == @sex)")
         row = data.iloc[int(rng.integers(len(data)))]
         names = json.loads(row["symptoms_ru"])
         weights = np.array([np.nan if w is None else w for w in json.loads(row["tfidf"])])
@@ -84,7 +94,7 @@ def _vectorised(n: int, rng: np.random.Generator, prior: sampling.PriorTable,
     patients = sampling.sample_patients(rng, n, population)
     target = sampling.sample_codes_by_frequency(rng, patients["sex"].to_numpy(object),
                                                 frequencies, sexes, None)
-    units = prior.choose_units(target, rng, k_min)
+    units = prior.choose_units(target, rng, k_min, patients["sex"].to_numpy(object))
     slots, _ = prior.sample_symptoms(units, rng, k_min, k_max, temperature)
     patients["icd10"] = prior.unit_code[units]
     patients["symptoms"] = prior.symptom_lists(units, slots, rng, pick_synonym=False)
@@ -100,9 +110,9 @@ def run(args: argparse.Namespace) -> dict:
     prior = sampling.build_prior_table(kg, targets)
     population = sampling.load_population(9)
     frequencies = sampling.code_frequencies(kg, targets)
-    # Both samplers draw every code for either sex here, so the comparison is like for like.
-    sexes = np.full(len(targets), "", dtype=object)
-    diseases, codes, cells = _loop_tables(prior, population, frequencies)
+    # Both samplers draw a code by frequency among the general codes and the patient's sex's.
+    sexes = sampling.code_sexes(kg, targets)
+    diseases, codes, cells = _loop_tables(prior, population, frequencies, sexes)
     k_min, k_max, temperature = 2, 5, float(args.temperature)
 
     rng = np.random.default_rng(args.seed)
