@@ -698,8 +698,8 @@ def describe_failure(stage: Stage, error: BaseException, executed: Path) -> Stag
         cell = _source_cell_number(executed, error.cell_index)
         line = _first_line(error.source or "")
         evalue = " ".join(str(error.evalue).split())
-        if len(evalue) > 300:
-            evalue = evalue[:297] + "..."
+        if len(evalue) > 600:  # keep the end too: the kit's errors close with the fix
+            evalue = evalue[:300] + " … " + evalue[-250:]
         what = f"{error.ename}: {evalue}" if evalue else str(error.ename)
         where = f"cell {cell}" if cell is not None else f"cell index {error.cell_index}"
         return StageFailure(
