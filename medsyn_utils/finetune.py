@@ -195,3 +195,43 @@ def read_records(path: str | Path, limit: int = 0) -> list[dict]:
                 if limit and len(records) >= limit:
                     break
     return records
+
+
+def compare_base_and_tuned(base_model: str, adapter_dir: str | Path, out_dir: str | Path, *,
+                           n_tasks: int = 4, seed: int = 1, max_new_tokens: int = 64,
+                           batch_size: int = 4, encoder: str = "embedded:multilingual-e5-small",
+                           layer: int = 9, recall_threshold: float = 0.65,
+                           precision_threshold: float = 0.7, device: str = "auto",
+                           task_options: dict | None = None):
+    """Generate a held-out slice of tasks with the base and the fine-tuned model and score both.
+
+    The tasks are drawn with their own ``seed`` (not the one the training data came from). Returns
+    ``(summary, scored)``: mean scores and pass rate per model, and the scored notes.
+    """
+    import pandas as pd
+
+    from . import generation, scoring, tasks
+
+    out_dir = Path(out_dir)
+    table = tasks.build_task_table(n_tasks, seed, **(task_options or {}))
+    tasks_path = out_dir / "eval_tasks.parquet"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(tasks_path, index=False)
+    scorer = scoring.NoteScorer(encoder, layer)
+    scored = []
+    for label, adapter in (("base", None), ("fine-tuned", str(adapter_dir))):
+        store_path = out_dir / f"eval_{label}.jsonl"
+        generation.generate_store(table, store_path, model=base_model, adapter=adapter,
+                                  batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                  temperature=0.0, seed=seed, device=device, progress=False)
+        published = scoring.read_scoring_input(store_path, tasks_path)
+        frame = scoring.score_table(published, scorer, recall_threshold=recall_threshold,
+                                    precision_threshold=precision_threshold, progress=False)
+        scored.append(frame.assign(model=label))
+    scored_all = pd.concat(scored, ignore_index=True)
+    summary = (scored_all.groupby("model", sort=False)
+               .agg(notes=("response", "size"), symptoms_recall=("symptoms_recall", "mean"),
+                    anamnesis_precision=("anamnesis_precision", "mean"),
+                    passed=("passed_filter", "mean"))
+               .reset_index())
+    return summary, scored_all

@@ -35,6 +35,8 @@ TYPES = ("symptoms_to_note", "diagnosis_to_note", "continue_note", "synthetic")
 LICENCE = ("CC BY-NC 4.0: derived from RuMedBench/RuMedPrime (CC BY-NC 4.0 / CC BY 3.0) and the "
            "MedSyn tables; non-commercial research use")
 RECORD_KEYS = ("instruction", "input", "output")
+SOURCE_FILES: tuple[str, ...] = (*corpus.RUMEDTOP3_FILES.values(), *corpus.FULL_NOTE_FILES.values(),
+                                 corpus.MARKUP_FILE)
 
 
 @dataclass
@@ -182,14 +184,13 @@ def write_records(records: pd.DataFrame, path: str | Path, summary: dict,
     lines = [json.dumps({k: r[k] for k in RECORD_KEYS}, ensure_ascii=False)
              for r in records[list(RECORD_KEYS)].to_dict("records")]
     write_atomic(path, "\n".join(lines) + ("\n" if lines else ""))
-    sources = [*corpus.RUMEDTOP3_FILES.values(), *corpus.FULL_NOTE_FILES.values(), corpus.MARKUP_FILE]
     card = {
         "file": path.name,
         "format": "JSON lines, keys: instruction, input, output",
         "licence": LICENCE,
         "counts": summary,
         "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(options).items()},
-        "sources": checksums(sources),
+        "sources": checksums(list(SOURCE_FILES)),
         "synthetic_source": options.scored_path or None,
         "packages": {k: v for k, v in package_versions().items() if k in ("medsyn-utils", "python")},
     }
