@@ -25,7 +25,7 @@ def test_finetune_notebook_smoke(tmp_path, tiny_lm_dir, tiny_encoder_dir, data_d
         execution_timeout=600)
     record = json.loads((run / "07_finetune.json").read_text(encoding="utf-8"))
     metrics = record["metrics"]
-    assert metrics["steps"] == 3 and metrics["examples"] == 12
+    assert metrics["steps"] == 3 and 0 < metrics["examples"] <= 12  # records too long for max_length drop out
     assert metrics["ift_counts"]["records_total"] > 1000
     assert {row["model"] for row in metrics["comparison"]} == {"base", "fine-tuned"}
     assert (run / "finetune" / "adapter" / "adapter_config.json").is_file()
