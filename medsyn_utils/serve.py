@@ -48,6 +48,8 @@ class CompletionServer:
         self.delay = delay
         self.verbose = verbose
         self.requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0  # most requests being answered at once (bounded-concurrency checks)
         self._faults = list(fail_first)
         self._count_lock = threading.Lock()
         self._model_lock = threading.Lock()
@@ -87,6 +89,17 @@ class CompletionServer:
             return self._faults.pop(0) if self._faults else None
 
     def complete(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Answer one request body (OpenAI fields) for route ``chat`` or ``text``."""
+        with self._count_lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return self._complete(route, body)
+        finally:
+            with self._count_lock:
+                self.in_flight -= 1
+
+    def _complete(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
         decoding = _decoding(body)
         if route == "chat":
             messages = body.get("messages")
