@@ -43,7 +43,10 @@ from .schema import PUBLISHED_COLUMNS, STORE_FIELDS, TASK_COLUMNS
 PAPER_THRESHOLDS = {"symptoms_recall": 0.65, "anamnesis_precision": 0.7}
 PRIVATE_MARK = "private_data"  # the published dataset's stand-in for private example notes
 REQUIRED_TABLE_COLUMNS = ("response", "symptoms", "anamnesis")
-CONTEXT_COLUMNS = ("code_name_ru", "finish_reason")
+# Kept from the task table / store next to the published columns: the diagnosis name (for the
+# "diagnosis named" check), the category, the example's visit id (so later stages can keep
+# dev/test visits out) and why generation stopped.
+CONTEXT_COLUMNS = ("code_name_ru", "category", "example_visit_id", "finish_reason")
 FLAG_COLUMNS = ("bertscore_hash", "empty_response", "missing_symptoms", "missing_example", "long_text")
 SCORED_COLUMNS: tuple[str, ...] = (*PUBLISHED_COLUMNS, *CONTEXT_COLUMNS, *FLAG_COLUMNS,
                                    *quality.QUALITY_COLUMNS, "passed_filter")
@@ -491,7 +494,7 @@ def load_tasks(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def published_table(store: pd.DataFrame, tasks: pd.DataFrame) -> pd.DataFrame:
-    """Store + task table → the published MedSyn columns (plus ``code_name_ru``, ``finish_reason``).
+    """Store + task table → the published MedSyn columns, then :data:`CONTEXT_COLUMNS`.
 
     ``idx``=task_id, ``ICD-10``=icd10, ``generation_model``=model_id, ``prompt``=the prompt as
     sent, ``prior``=prompt_kind, ``example``=bool(example_text), ``example_source``,
@@ -516,6 +519,8 @@ def published_table(store: pd.DataFrame, tasks: pd.DataFrame) -> pd.DataFrame:
         "symptoms": [_symptom_string(v) for v in t["symptoms"]],
         "anamnesis": example_text,
         "code_name_ru": t["code_name_ru"].to_numpy() if "code_name_ru" in t else None,
+        "category": t["category"].to_numpy() if "category" in t else None,
+        "example_visit_id": t["example_visit_id"].to_numpy() if "example_visit_id" in t else None,
         "finish_reason": store["finish_reason"].to_numpy(),
     })
     return table
@@ -670,6 +675,14 @@ def summary(scored: pd.DataFrame, report: ScoreReport | None = None) -> dict[str
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in numbers.items()}
 
 
+def stage_metrics(scored: pd.DataFrame, report: ScoreReport | None, source: str,
+                  thresholds: Mapping[str, float], calibration: "Calibration | None") -> dict[str, Any]:
+    """The stage record's metrics: :func:`summary`, where the notes came from, the thresholds
+    used and the calibration table."""
+    return {**summary(scored, report), "input": source, "thresholds_used": dict(thresholds),
+            "calibration": None if calibration is None else calibration.table.to_dict("records")}
+
+
 # ------------------------------------------------------------------------------ calibration
 
 
@@ -794,12 +807,24 @@ def calibrate(scorer: NoteScorer, n: int = 200, seed: int = 0, *,
     return Calibration(table=pd.DataFrame(rows), scores=scores, thresholds=thresholds)
 
 
-def paper_reference_scorer(**options) -> NoteScorer | None:
+def paper_reference_scorer(encoder: str = PAPER_ENCODER, layer: int = PAPER_LAYER,
+                           **options) -> NoteScorer | None:
     """The paper's encoder where it can be loaded (cached or online), else None."""
+    if not encoder:
+        return None
     try:
-        return NoteScorer(PAPER_ENCODER, PAPER_LAYER, **options)
+        return NoteScorer(encoder, layer, **options)
     except ModelError:
         return None
+
+
+def stage_data_files(uses_real_notes: bool) -> list[str]:
+    """Registry names read when real notes are scored (calibration, stand-ins)."""
+    from .corpus import FULL_NOTE_FILES, MARKUP_FILE, RUMEDTOP3_FILES
+
+    if not uses_real_notes:
+        return []
+    return [FULL_NOTE_FILES["train"], MARKUP_FILE, *RUMEDTOP3_FILES.values()]
 
 
 def real_note_stand_ins(n: int, seed: int) -> pd.DataFrame:
@@ -815,6 +840,7 @@ def real_note_stand_ins(n: int, seed: int) -> pd.DataFrame:
         "generation_model": STAND_IN_MODEL, "prompt": None, "prior": "symptoms+example",
         "example": pairs["other_note"].notna(), "example_source": "RuMedTop3-train",
         "response": pairs["note"], "symptoms": pairs["symptoms"], "anamnesis": pairs["other_note"],
+        "category": pairs["code"], "example_visit_id": pairs["other_idx"],
     }))
 
 
@@ -829,9 +855,11 @@ def stage_input(run_dir: str | os.PathLike[str], input_path: str = "", *, fallba
     folder has no store yet, ``fallback_size`` > 0 scores that many REAL train notes as
     stand-ins (label ``"stand-in: ..."``); 0 raises a clear error instead.
     """
-    run = Path(run_dir)
+    from .paths import resolve
+
+    run = resolve(run_dir)
     if input_path:
-        return read_scoring_input(input_path), f"input {input_path}"
+        return read_scoring_input(resolve(input_path)), f"input {input_path}"
     store = run / "generations.jsonl"
     if store.is_file():
         return read_scoring_input(store), f"generation store {store}"
@@ -869,10 +897,13 @@ def plot_distributions(scored: pd.DataFrame, thresholds: Mapping[str, float],
         if len(data):
             sns.histplot(data=data, x="score", hue="notes", stat="density", common_norm=False,
                          element="step", ax=ax, bins=30)
-        ax.axvline(thresholds[name], color="crimson", linestyle="--",
-                   label=f"threshold {thresholds[name]:.3f}")
+        line = ax.axvline(thresholds[name], color="crimson", linestyle="--")
+        legend = ax.get_legend()
+        handles = list(legend.legend_handles) if legend is not None else []
+        labels = [t.get_text() for t in legend.get_texts()] if legend is not None else []
+        ax.legend(handles + [line], labels + [f"threshold {thresholds[name]:.3f}"], loc="upper left",
+                  fontsize=8)
         ax.set_title(name)
-        ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return fig
 
