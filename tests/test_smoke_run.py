@@ -35,12 +35,12 @@ EXPECTED: dict[str, tuple[str, ...]] = {
 }
 TABLES = {"tasks.parquet", "tasks.csv", "generations.jsonl", "scored.parquet", "scored.csv"}
 
-# Tiny models for the smoke run: (stage, parameter) → fixture. Used only where the notebook
-# declares that parameter, so the test follows the notebooks as they are written.
+# Tiny models for the smoke run: (stage, parameter) → fixture name or value. Used only where
+# the notebook declares that parameter, so the test follows the notebooks as they are written.
 TINY_MODELS: dict[tuple[str, str], str] = {
     ("generation", "model"): "tiny_lm_dir",
-    ("scoring", "model"): "tiny_encoder_dir",
     ("scoring", "encoder"): "tiny_encoder_dir",
+    ("scoring", "layer"): "2",  # the tiny encoder has 4 layers
 }
 
 
@@ -51,10 +51,12 @@ def smoke_run(tmp_path_factory, request):
         pytest.skip("no stage notebook in notebooks/ yet")
     out = tmp_path_factory.mktemp("smoke") / "run"
     overrides = []
-    for (stage, name), fixture in TINY_MODELS.items():
+    for (stage, name), value in TINY_MODELS.items():
         notebook = ROOT / runner.STAGE_BY_NAME[stage].notebook
         if notebook.is_file() and name in runner.notebook_parameters(notebook):
-            overrides += ["--set", f"{stage}.{name}={request.getfixturevalue(fixture)}"]
+            if value.endswith("_dir"):
+                value = str(request.getfixturevalue(value))
+            overrides += ["--set", f"{stage}.{name}={value}"]
     command = [sys.executable, "-m", "medsyn_utils.cli", "run", "--params", str(SMOKE),
                "--out", str(out), "--no-progress", *overrides]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
