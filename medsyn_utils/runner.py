@@ -866,7 +866,7 @@ def run_plan(plan: RunPlan, *, force: bool = False, progress: bool = True,
         position += 1
         label = f"[{position}/{total}] {stage.name:<10} {stage.notebook}"
         executed = run_dir / "notebooks" / Path(stage.notebook).name
-        if not notebook.is_file():
+        if stage.name not in plan.parameters:  # no notebook when the plan was checked
             echo(f"{label}: not written yet, skipped")
             stages[stage.name] = {"notebook": stage.notebook, "status": "missing",
                                   "status_now": "missing"}

@@ -438,3 +438,14 @@ def test_deleted_stage_record_reruns_that_stage(tmp_path):
     (out / "02_prompt_construction.json").unlink()
     assert medsyn(*run_args(project, params, out)) == 0
     assert log_lines(out) == ["graph", "tasks", "tasks"]
+
+
+@pytest.mark.notebooks
+def test_notebook_added_after_the_check_is_not_run_unchecked(tmp_path, capsys):
+    project = make_project(tmp_path / "proj", ("graph",))
+    params = write_params(project, "stages: [graph, tasks]\n")
+    plan = runner.plan_run(params, root=project, out=tmp_path / "run")
+    make_project(project, ("tasks",))  # written while the run starts
+    status, manifest = runner.run_plan(plan, progress=False)
+    assert status == 0 and manifest["stages"]["tasks"]["status"] == "missing"
+    assert log_lines(tmp_path / "run") == ["graph"]
