@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -170,3 +171,27 @@ def schema_shaped_dataset(n_rows: int = 300, seed: int = 0, *, extra_columns: bo
                               & (frame["anamnesis_precision"].fillna(1.0) > 0.7))
     return frame[list(PUBLISHED_COLUMNS) + ["example_visit_id", "n_symptoms", "length_words",
                                             "passed_filter"]]
+
+
+def scored_or_demo(run_dir: str | Path, input_path: str = "", *, n_rows: int = 300, seed: int = 0
+                   ) -> tuple[pd.DataFrame, str]:
+    """The table a notebook after scoring works on, and a line saying where it came from.
+
+    ``input_path`` given: that file (an error if it is missing; a typo never turns into demo
+    figures). Empty: the run folder's ``scored.parquet`` (or ``scored.csv``). Neither there: the
+    demo table of :func:`schema_shaped_dataset`, announced as such.
+    """
+    from .downstream import load_table
+    from .paths import resolve
+
+    if input_path:
+        path = resolve(input_path)
+        return load_table(path), f"file {path}"
+    folder = resolve(run_dir)
+    for name in ("scored.parquet", "scored.csv"):
+        if (folder / name).is_file():
+            return load_table(folder / name), f"scoring stage output {folder / name}"
+    frame = schema_shaped_dataset(n_rows, seed, extra_columns=False)
+    return frame, (f"DEMO TABLE ({n_rows} rows stitched from real RuMedTop3 train notes with random "
+                   f"scores; not model output): no scored.parquet in {folder}. Run the scoring stage "
+                   f"or set input_path")

@@ -12,11 +12,13 @@ is skipped with a note in the figure index, never an exception. Value labels of 
 from __future__ import annotations
 
 import ast
+import contextlib
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,7 +28,7 @@ from .errors import InputTableError, ParameterError
 MISSING_LABEL = "(none)"
 SCORE_COLUMNS = ("symptoms_recall", "anamnesis_precision")
 # Alternative names of the optional metric columns (first one present wins).
-LENGTH_COLUMNS = ("length_words", "n_words", "words", "response_words", "length_in_words")
+LENGTH_COLUMNS = ("note_words", "length_words", "n_words", "words", "response_words", "length_in_words")
 COPY_COLUMNS = ("copy_share", "copy_rate", "copied_8gram_share", "copy_8gram_share",
                 "ngram_copy_share", "copy_ngram_share")
 NSYMPTOM_COLUMNS = ("n_symptoms", "num_symptoms", "symptom_count")
@@ -168,8 +170,9 @@ def add_derived_columns(frame: pd.DataFrame, *, recall_threshold: float = 0.65,
         out["_passed"] = ok.astype(float)
         notes["_passed"] = (f"symptoms_recall ≥ {recall_threshold} and anamnesis_precision > "
                             f"{precision_threshold} (a missing score does not fail)")
-    if "ICD-10" in out.columns:
-        out["_category"] = out["ICD-10"].map(to_category)
+    code = _first(out, ("ICD-10", "category", "icd10"))
+    if code:
+        out["_category"] = out[code].map(to_category)
     for column in SCORE_COLUMNS:
         if column in out.columns:
             out[column] = pd.to_numeric(out[column], errors="coerce")
@@ -276,6 +279,16 @@ def _setup() -> tuple[Any, Any]:
 
     sns.set_theme(style="whitegrid", context="paper")
     return plt, sns
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence seaborn's own use of deprecated matplotlib arguments (not ours to fix)."""
+    from matplotlib import MatplotlibDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
+        yield
 
 
 def _facet_axes(plt: Any, n_rows: int, n_cols: int, width: float = 3.2, height: float = 2.6):
@@ -408,8 +421,9 @@ def plot_note_length(frame: pd.DataFrame, groups: Groups,
     data = pd.concat(parts, ignore_index=True).dropna(subset=["words"])
     order = list(groups.facet_order) + list((real_lengths or {}).keys())
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(order)), 3.8))
-    sns.boxplot(data=data, x="group", y="words", hue="kind", order=order, showfliers=False,
-                ax=ax, palette={"synthetic": "tab:blue", "real": "tab:orange"})
+    with _quiet():
+        sns.boxplot(data=data, x="group", y="words", hue="kind", order=order, showfliers=False,
+                    ax=ax, palette={"synthetic": "tab:blue", "real": "tab:orange"})
     medians = data.groupby("group")["words"].median()
     ax.set_xticks(range(len(order)))
     ax.set_xticklabels([f"{g}\nmedian {medians.get(g, float('nan')):.0f}" for g in order], fontsize=7)
@@ -432,8 +446,9 @@ def plot_recall_vs_symptoms(frame: pd.DataFrame, groups: Groups) -> Any:
     data["n symptoms"] = data["_n_symptoms"].astype(int)
     order = sorted(data["n symptoms"].unique())
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(order) * max(1, len(groups.facet_order)) / 2), 3.8))
-    sns.boxplot(data=data, x="n symptoms", y="symptoms_recall", hue=groups.facet, order=order,
-                hue_order=groups.facet_order, showfliers=False, ax=ax)
+    with _quiet():
+        sns.boxplot(data=data, x="n symptoms", y="symptoms_recall", hue=groups.facet, order=order,
+                    hue_order=groups.facet_order, showfliers=False, ax=ax)
     ax.set_xlabel("number of symptoms in the prompt")
     ax.legend(title=groups.facet, fontsize=7)
     fig.tight_layout()
@@ -632,3 +647,45 @@ def _by_source(data: pd.DataFrame, groups: Groups, source_groups: list[str] | No
     return plot_score_distributions(data, groups, hue="example_source", hue_order=source_groups,
                                     recall_threshold=recall_threshold,
                                     precision_threshold=precision_threshold)
+
+
+def scoring_thresholds(run_dir: str | Path) -> dict[str, float] | None:
+    """The thresholds the run's scoring stage applied (calibrated to its encoder), if recorded."""
+    import json
+
+    from .paths import resolve
+
+    record = resolve(run_dir) / "04_bertscore_evaluation.json"
+    if not record.is_file():
+        return None
+    try:
+        used = json.loads(record.read_text(encoding="utf-8")).get("metrics", {}).get("thresholds_used")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(used, dict) or not {"symptoms_recall", "anamnesis_precision"} <= set(used):
+        return None
+    return {"symptoms_recall": float(used["symptoms_recall"]),
+            "anamnesis_precision": float(used["anamnesis_precision"])}
+
+
+def summary_metrics(frame: pd.DataFrame, records: Sequence[FigureRecord],
+                    group_columns: Sequence[str] = ("generation_model", "prior"),
+                    recall_threshold: float = 0.65, precision_threshold: float = 0.7) -> dict[str, Any]:
+    """Key numbers for the stage record: rows, labels found, share passing, figures made/skipped."""
+    data, derived = add_derived_columns(frame, recall_threshold=recall_threshold,
+                                        precision_threshold=precision_threshold)
+    out: dict[str, Any] = {"rows": int(len(frame))}
+    for column in group_columns:
+        if column in frame.columns:
+            out[f"{column}_values"] = sorted(_labels(frame, column).unique().tolist())
+    if "_passed" in data.columns:
+        out["share_passed"] = float(data["_passed"].mean())
+        out["passed_from"] = derived["_passed"]
+    for score in SCORE_COLUMNS:
+        if score in data.columns and data[score].notna().any():
+            out[f"{score}_mean"] = float(data[score].mean())
+    if "_category" in data.columns:
+        out["categories"] = int(data["_category"].nunique())
+    out["figures_saved"] = [r.name for r in records if not r.skipped]
+    out["figures_skipped"] = {r.name: r.skipped for r in records if r.skipped}
+    return out
