@@ -29,7 +29,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import InputTableError, ModelError, ParameterError
+from .codes import category_of
+from .errors import CodeError, InputTableError, ModelError, ParameterError
 
 STAGE = "06_downstream_icd"
 METRICS_FILE = "downstream_metrics.json"
@@ -47,9 +48,6 @@ REAL_DATA_FILES = ["rumedbench/RuMedTop3/train_v1.jsonl", "rumedbench/RuMedTop3/
 CODE_COLUMNS = ("ICD-10", "icd10", "category", "code")
 FILTER_COLUMNS = ("passed_filter", "passed", "pass_filter")
 
-# Cyrillic letters that look like Latin ones (codes in the MedSyn tables sometimes use them).
-_LOOKALIKES = str.maketrans("АВСЕНКМОРТХУЗ", "ABCEHKMOPTXY3")
-
 
 # --------------------------------------------------------------------------------------------
 # Codes and inputs
@@ -58,13 +56,15 @@ _LOOKALIKES = str.maketrans("АВСЕНКМОРТХУЗ", "ABCEHKMOPTXY3")
 def to_category(code: Any) -> str | None:
     """Three-character ICD-10 category of a code (``"j06.9"`` → ``"J06"``), ``None`` if malformed.
 
-    Cyrillic look-alike letters are mapped to Latin first, so ``"М54.5"`` (Cyrillic М) → ``"M54"``.
+    Uses :func:`medsyn_utils.codes.category_of`, so Cyrillic look-alike letters and marks are
+    handled the same way as everywhere in the kit (``"М54.5"`` with a Cyrillic М → ``"M54"``).
     """
-    if code is None or (isinstance(code, float) and math.isnan(code)):
+    if not isinstance(code, str):
         return None
-    text = str(code).strip().upper().translate(_LOOKALIKES)
-    match = re.match(r"^([A-Z])(\d\d)", text)
-    return f"{match.group(1)}{match.group(2)}" if match else None
+    try:
+        return category_of(code)
+    except CodeError:
+        return None
 
 
 def load_table(path: str | Path) -> pd.DataFrame:
@@ -133,7 +133,12 @@ class HeldOut:
 
 
 def held_out_visits() -> HeldOut:
-    """Dev and test RuMedTop3 visits plus the full dev notes (complaints + anamnesis)."""
+    """Dev and test RuMedTop3 visits plus the full dev notes (complaints + anamnesis).
+
+    Limitation of the text check: the mirror has no full notes for test visits, so a style
+    example that holds only the anamnesis part of a *test* visit cannot be recognised by text;
+    tables from this kit carry ``example_visit_id`` and are checked by id instead.
+    """
     from .corpus import load_full_notes, load_rumedtop3
 
     visits = load_rumedtop3(("dev", "test"))
@@ -251,8 +256,9 @@ def correct_at_k(scores: np.ndarray, y_true: Sequence[Any], classes: Sequence[An
 def top_k_accuracy(scores: np.ndarray, y_true: Sequence[Any], classes: Sequence[Any],
                    ks: Sequence[int] = KS) -> dict[str, float]:
     """``{"acc@1": .., "acc@3": .., "acc@5": ..}``: share of examples with the true label in the top k."""
-    return {f"acc@{k}": float(correct_at_k(scores, y_true, classes, k).mean()) if len(y_true) else float("nan")
-            for k in ks}
+    if not len(y_true):
+        return {f"acc@{k}": float("nan") for k in ks}
+    return {f"acc@{k}": float(correct_at_k(scores, y_true, classes, k).mean()) for k in ks}
 
 
 def stratified_subset(frame: pd.DataFrame, share: float, *, by: str = "code", seed: int = 0
@@ -730,8 +736,10 @@ def build_metrics(result: ExperimentResult, counts: dict[str, Any], *, hard: Seq
     if base in result.correctness and other in result.correctness:
         metrics["comparison"] = {
             "base": base, "other": other,
-            "all_codes": group_change(result, None, base=base, other=other, n_bootstrap=n_bootstrap, seed=seed),
-            "hard_codes": group_change(result, hard, base=base, other=other, n_bootstrap=n_bootstrap, seed=seed),
+            "all_codes": group_change(result, None, base=base, other=other,
+                                      n_bootstrap=n_bootstrap, seed=seed),
+            "hard_codes": group_change(result, hard, base=base, other=other,
+                                       n_bootstrap=n_bootstrap, seed=seed),
         }
         if per_code is None:
             per_code = per_code_change(result, base=base, other=other, hard=hard,
@@ -878,7 +886,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
                         help="scored dataset (scored.parquet/.csv) or the published CSV")
     parser.add_argument("--out", required=True, help="output folder (downstream_metrics.json, figures/)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per setting (default 3)")
-    parser.add_argument("--grid", action="store_true", help="run the paper's grid of (real, synthetic) shares")
+    parser.add_argument("--grid", action="store_true",
+                        help="run the paper's grid of (real, synthetic) shares")
     parser.add_argument("--use-filter", action="store_true",
                         help="train only on notes that passed the BERTScore filter")
     parser.add_argument("--recall-threshold", type=float, default=0.65,

@@ -34,6 +34,7 @@ COPY_COLUMNS = ("copy_share", "copy_rate", "copied_8gram_share", "copy_8gram_sha
 NSYMPTOM_COLUMNS = ("n_symptoms", "num_symptoms", "symptom_count")
 PASS_COLUMNS = ("passed_filter", "passed", "pass_filter")
 PRIVATE_MARK = "private_data"
+REAL_DATA_FILES = ["rumedbench/RuMedTop3/train_v1.jsonl", "medsyn/notes/train_v1_symp_anam_75pct.jsonl"]
 COPY_NGRAM = 8
 _WORD = re.compile(r"\w+")
 
@@ -153,7 +154,8 @@ def add_derived_columns(frame: pd.DataFrame, *, recall_threshold: float = 0.65,
         notes["_copy"] = f"column {copy}"
     elif "response" in out.columns and "anamnesis" in out.columns:
         cache: dict[str, set] = {}
-        out["_copy"] = [copy_share(r, a, COPY_NGRAM, cache) for r, a in zip(out["response"], out["anamnesis"])]
+        out["_copy"] = [copy_share(r, a, COPY_NGRAM, cache)
+                        for r, a in zip(out["response"], out["anamnesis"])]
         notes["_copy"] = f"share of response word {COPY_NGRAM}-grams found in anamnesis"
     passed = _first(out, PASS_COLUMNS)
     if passed:
@@ -336,7 +338,8 @@ def plot_share_passing(frame: pd.DataFrame, groups: Groups) -> Any:
     if "_passed" not in frame.columns:
         raise SkipFigure("no passed_filter column and no score column to apply thresholds to")
     table = (frame.groupby([groups.facet, groups.hue])["_passed"].agg(["mean", "size"]).reset_index())
-    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(groups.facet_order) * max(1, len(groups.hue_order)) / 2), 3.4))
+    width = max(5.0, 0.7 * len(groups.facet_order) * max(1, len(groups.hue_order)))
+    fig, ax = plt.subplots(figsize=(width, 3.4))
     sns.barplot(data=table, x=groups.facet, y="mean", hue=groups.hue, order=groups.facet_order,
                 hue_order=groups.hue_order, ax=ax)
     for container in ax.containers:
@@ -519,7 +522,8 @@ def plot_per_code_change(per_code: pd.DataFrame) -> Any:
     colours = np.where(data["hard"], "tab:red", "tab:blue")
     low = (data["change"] - data["ci_low"]).clip(lower=0).fillna(0)
     high = (data["ci_high"] - data["change"]).clip(lower=0).fillna(0)
-    ax.errorbar(x, data["change"], yerr=[low, high], fmt="none", ecolor="lightgray", elinewidth=1)
+    ax.errorbar(x, data["change"], yerr=[low, high], fmt="none", ecolor="tab:gray", elinewidth=1.2,
+                alpha=0.7)
     ax.scatter(x, data["change"], c=colours, s=12, zorder=3)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(x)
