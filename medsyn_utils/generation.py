@@ -960,6 +960,23 @@ def _record(engine: Backend, prompt: Prompt, completion: Completion,
     return {name: record[name] for name in STORE_FIELDS}
 
 
+def stage_metrics(report: GenerationReport, store_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Key numbers of the stage for its record: notes in the store, this run's counts and speed."""
+    records = read_records(store_path)
+    reasons = Counter(r.get("finish_reason") for r in records)
+    return {"notes": len(records), "generated_this_run": report.generated,
+            "already_done": report.already_done, "failed": report.failed,
+            "pending_left": report.pending_left,
+            "tokens_per_s": round(report.tokens_per_s, 3),
+            "notes_per_min": round(report.notes_per_min, 3),
+            "completion_tokens_this_run": report.completion_tokens,
+            "seconds": round(report.seconds, 3), "load_seconds": round(report.load_seconds, 3),
+            "batch_size_used": report.batch_size_used, "prompt_form": report.prompt_form,
+            "finish_reasons": {key: reasons.get(key, 0) for key in
+                               ("stop", "length", "empty", "error")},
+            "empty_share": round(reasons.get("empty", 0) / len(records), 4) if records else 0.0}
+
+
 def preview(store_path: str | os.PathLike[str], tasks=None, n: int = 3):
     """A few stored notes beside their prompts (the user prompt where the table has one)."""
     import pandas as pd
@@ -1045,5 +1062,5 @@ __all__ = [
     "Backend", "Completion", "Decoding", "GenerationReport", "MedsynError", "OpenAIBackend",
     "Prompt", "TransformersBackend", "VLLMBackend", "add_cli", "choose_prompt_form",
     "generate_store", "load_task_table", "make_backend", "preview", "render_chat",
-    "task_table_for_run", "validate_tasks",
+    "stage_metrics", "task_table_for_run", "validate_tasks",
 ]

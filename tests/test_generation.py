@@ -418,3 +418,22 @@ def test_preview_shows_notes_beside_prompts(varied_lm_dir, tmp_path):
     assert len(shown) == 2
     row = shown.iloc[0]
     assert row["prompt"] == tasks.set_index("task_id").loc[row["task_id"], "user_prompt"]
+
+
+# --------------------------------------------------------------------------- benchmark
+
+def test_generation_benchmark_prints_its_figures(tiny_lm_dir, capsys):
+    code = cli.main(["bench", "generation", "--json", "--model", str(tiny_lm_dir), "--tasks",
+                     "4", "--batch-size", "2", "--max-new-tokens", "4", "--device", "cpu"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"batched_tokens_per_s", "sequential_tokens_per_s", "ratio", "batch_size"} <= set(result)
+    assert result["batch_size"] == 2 and result["tasks"] == 4 and result["max_new_tokens"] == 4
+    assert result["ratio"] == pytest.approx(
+        result["batched_tokens_per_s"] / result["sequential_tokens_per_s"], rel=0.01)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_gpu_sweep_without_a_gpu_is_a_clear_error(capsys):
+    code = cli.main(["bench", "generation", "--json", "--gpu-sweep"])
+    assert code == 2 and "needs a CUDA GPU" in capsys.readouterr().err

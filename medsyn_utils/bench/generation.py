@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model to time (a tiny model folder runs in seconds)")
     parser.add_argument("--tasks", type=int, default=16, help="notes generated in each mode")
     parser.add_argument("--batch-size", type=int, default=16, help="batch size of the batched mode")
-    parser.add_argument("--max-new-tokens", type=int, default=32, help="tokens per note (forced)")
+    parser.add_argument("--max-new-tokens", type=int, default=128,
+                        help="tokens per note, forced (a short note; published notes are longer)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
     parser.add_argument("--threads", type=int, default=0,
