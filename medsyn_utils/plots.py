@@ -170,8 +170,8 @@ def add_derived_columns(frame: pd.DataFrame, *, recall_threshold: float = 0.65,
             precision = pd.to_numeric(out["anamnesis_precision"], errors="coerce")
             ok &= precision.isna() | (precision > precision_threshold)
         out["_passed"] = ok.astype(float)
-        notes["_passed"] = (f"symptoms_recall ≥ {recall_threshold} and anamnesis_precision > "
-                            f"{precision_threshold} (a missing score does not fail)")
+        notes["_passed"] = (f"symptoms_recall ≥ {recall_threshold:.3g} and anamnesis_precision > "
+                            f"{precision_threshold:.3g} (a missing score does not fail)")
     code = _first(out, ("ICD-10", "category", "icd10"))
     if code:
         out["_category"] = out[code].map(to_category)
@@ -181,9 +181,18 @@ def add_derived_columns(frame: pd.DataFrame, *, recall_threshold: float = 0.65,
     return out, notes
 
 
+def display_label(value: Any) -> str:
+    """A value as a plot label: missing → ``(none)``; a local model path → its last two parts."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING_LABEL
+    text = str(value)
+    if text.startswith(("/", "~")) and text.count("/") > 2:
+        return "…/" + "/".join(Path(text).parts[-2:])
+    return text
+
+
 def _labels(frame: pd.DataFrame, column: str) -> pd.Series:
-    return frame[column].map(lambda v: MISSING_LABEL if v is None or (isinstance(v, float) and math.isnan(v))
-                             else str(v))
+    return frame[column].map(display_label)
 
 
 @dataclass
@@ -598,7 +607,7 @@ def make_figures(frame: pd.DataFrame, output_dir: str | Path, *,
         categories, note = task_categories()
         if note:
             notes.append(note)
-    thresholds = f"dashed lines: recall ≥ {recall_threshold}, precision > {precision_threshold}"
+    thresholds = f"dashed lines: recall ≥ {recall_threshold:.3g}, precision > {precision_threshold:.3g}"
     source_groups = None
     if "example_source" in data.columns and data["example_source"].notna().any():
         data["example_source"] = _labels(data, "example_source")
@@ -681,7 +690,9 @@ def summary_metrics(frame: pd.DataFrame, records: Sequence[FigureRecord],
     out: dict[str, Any] = {"rows": int(len(frame))}
     for column in group_columns:
         if column in frame.columns:
-            out[f"{column}_values"] = sorted(_labels(frame, column).unique().tolist())
+            values = frame[column]
+            out[f"{column}_values"] = sorted(values.dropna().astype(str).unique().tolist()) + (
+                [MISSING_LABEL] if values.isna().any() else [])
     if "_passed" in data.columns:
         out["share_passed"] = float(data["_passed"].mean())
         out["passed_from"] = derived["_passed"]

@@ -101,6 +101,12 @@ def test_group_labels_come_from_the_data_and_missing_group_columns_degrade(tmp_p
     assert metrics["figures_saved"] and metrics["rows"] == len(frame)
 
 
+def test_display_label():
+    assert plots.display_label("/tmp/pytest-1/tiny-lm0/model") == "…/tiny-lm0/model"
+    assert plots.display_label("Qwen/Qwen2.5-7B-Instruct") == "Qwen/Qwen2.5-7B-Instruct"
+    assert plots.display_label(float("nan")) == plots.MISSING_LABEL and plots.display_label(None) == "(none)"
+
+
 def test_scorer_metric_columns_are_used_when_present():
     frame = _table()
     frame["note_words"] = 7
