@@ -161,7 +161,7 @@ def prepare_synthetic(frame: pd.DataFrame, *, categories: Iterable[str],
     dropped (``passed_filter`` when present, else ``symptoms_recall ≥ recall_threshold`` and
     ``anamnesis_precision > precision_threshold`` where a precision exists); codes mapped to their
     three-character category and those outside ``categories`` dropped; notes whose style example is
-    a dev/test visit dropped (by ``example_visit_id`` when the table has it, else by comparing the
+    a dev/test visit dropped (by ``example_visit_id`` when the table has it, and by comparing the
     ``anamnesis`` text with the held-out texts), as are notes whose text equals a held-out text.
     """
     if text_column not in frame.columns:
@@ -211,17 +211,20 @@ def prepare_synthetic(frame: pd.DataFrame, *, categories: Iterable[str],
         str(k): int(v) for k, v in work.loc[outside, code_column].astype(str).value_counts().head(10).items()}
     work = work[~outside]
 
+    # By id where the table has it, and by text where it has the example: a train note can start
+    # with a dev/test complaint verbatim (repeat visits of one patient), which ids do not show.
+    leaked = pd.Series(False, index=work.index)
+    checks = []
     if "example_visit_id" in work.columns:
-        leaked = work["example_visit_id"].map(
+        leaked |= work["example_visit_id"].map(
             lambda v: v is not None and not (isinstance(v, float) and math.isnan(v))
-            and str(v) in held_out.ids)
-        counts["leakage_check"] = "example_visit_id"
-    elif "anamnesis" in work.columns:
-        leaked = work["anamnesis"].map(held_out.matches)
-        counts["leakage_check"] = "anamnesis text"
-    else:
-        leaked = pd.Series(False, index=work.index)
-        counts["leakage_check"] = "none possible (no example_visit_id or anamnesis column)"
+            and str(v) in held_out.ids).astype(bool)
+        checks.append("example_visit_id")
+    if "anamnesis" in work.columns:
+        leaked |= work["anamnesis"].map(held_out.matches).astype(bool)
+        checks.append("anamnesis text")
+    counts["leakage_check"] = (" and ".join(checks) if checks
+                               else "none possible (no example_visit_id or anamnesis column)")
     counts["style_example_is_dev_test"] = int(leaked.sum())
     copied = work["text"].map(lambda t: _normalise_text(t) in held_out.texts)
     counts["text_equals_dev_test"] = int((copied & ~leaked).sum())

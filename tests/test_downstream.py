@@ -133,10 +133,16 @@ def test_leakage_guard_by_example_visit_id():
     frame = _published([{}, {}, {}, {}])
     frame["example_visit_id"] = ["qtrain9", "qdev1", None, "qtest2"]
     kept, counts = ds.prepare_synthetic(frame, categories=["J06"], held_out=held)
-    assert counts["leakage_check"] == "example_visit_id"
+    assert counts["leakage_check"] == "example_visit_id and anamnesis text"
     assert counts["style_example_is_dev_test"] == 2
     assert kept["idx"].tolist() == [0, 2]
     assert counts["kept"] == 2
+    # a train visit id whose text starts with a test complaint (a repeat visit) is caught by text
+    frame.loc[0, "anamnesis"] = HELD.loc[1, "text"] + " Анамнез: повторный визит."
+    kept, counts = ds.prepare_synthetic(frame, categories=["J06"], held_out=held)
+    assert kept["idx"].tolist() == [2] and counts["style_example_is_dev_test"] == 3
+    kept, counts = ds.prepare_synthetic(frame.drop(columns=["anamnesis"]), categories=["J06"], held_out=held)
+    assert counts["leakage_check"] == "example_visit_id" and kept["idx"].tolist() == [0, 2]
 
 
 def test_leakage_guard_by_anamnesis_text_with_published_columns_only():
@@ -320,8 +326,9 @@ def test_cli_on_the_demo_dataset(tmp_path, data_dir, capsys):
                      "--no-char-ngrams", "--max-features", "3000", "--bootstrap", "50"])
     assert code == 0
     metrics = json.loads((tmp_path / "out" / ds.METRICS_FILE).read_text(encoding="utf-8"))
-    assert metrics["synthetic"]["leakage_check"] == "example_visit_id"
-    assert metrics["synthetic"]["style_example_is_dev_test"] == 0  # demo examples are train visits
-    assert metrics["synthetic"]["kept"] == 120 - metrics["synthetic"]["outside_task_codes"]
+    counts = metrics["synthetic"]
+    assert counts["leakage_check"] == "example_visit_id and anamnesis text"
+    assert counts["kept"] + counts["outside_task_codes"] + counts["style_example_is_dev_test"] \
+        + counts["text_equals_dev_test"] == 120
     assert 0.2 < metrics["summary"]["real_only_test_acc@1"] < 0.7
     assert "real_only" in capsys.readouterr().out
