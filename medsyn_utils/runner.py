@@ -36,6 +36,7 @@ Run folder::
     <run>/notebooks/NN_*.ipynb   the executed notebooks (a failed one is kept, stopped at the error)
     <run>/NN_*.json              each stage's record (medsyn_utils.provenance.write_stage_record)
     <run>/...                    the stages' artefacts (tasks.parquet, generations.jsonl, ...)
+    <run>/superseded/<time>/     outputs a --force re-run replaced
 
 Incremental re-runs. A stage's fingerprint hashes its notebook file, its resolved parameters
 (without ``run_dir``) and the output fingerprints of the stages it comes after (an output
@@ -44,6 +45,9 @@ recorded in the manifest of its last successful execution, and whose executed no
 record are still in the run folder, is skipped; ``--force`` re-runs the selected stages. Changing generation's
 parameters therefore re-runs generation, scoring, analysis and downstream, not graph or tasks.
 Code changes inside ``medsyn_utils`` are not part of the fingerprint: use ``--force`` after them.
+A re-executed notebook finds its earlier outputs in place, so a stage that resumes (generation
+skips tasks already in ``generations.jsonl``) continues after a crash; ``--force`` first moves
+the stage's own earlier outputs to ``<run>/superseded/<time>/``, so it starts from nothing.
 
 Failures. A failing cell stops the run: one line names the notebook, the cell (1-based index in
 the source notebook and its first line) and the error; the partly executed notebook is kept;
@@ -669,6 +673,50 @@ def _artefact_rows(run_dir: Path, artefacts: Mapping[str, Any]) -> dict[str, Any
     return rows
 
 
+def _artefact_path(run_dir: Path, entry: Any) -> Path | None:
+    path = entry.get("path") if isinstance(entry, Mapping) else entry
+    if not path:
+        return None
+    path = Path(str(path))
+    return (path if path.is_absolute() else run_dir / path).resolve()
+
+
+def set_aside_outputs(run_dir: Path, stage: Stage) -> list[str]:
+    """Move a stage's own earlier outputs to ``<run>/superseded/<time>/`` before a forced re-run.
+
+    Some stages resume from what they find (generation skips tasks already in its store, so a
+    crash loses nothing); ``--force`` means a fresh execution, and the earlier results stay for
+    comparison. Files another stage's record also lists (generation lists its input
+    ``tasks.parquet``) stay where they are. Returns the moved paths, relative to the run folder.
+    """
+    run_dir = run_dir.resolve()
+    record = read_stage_record(run_dir, stage)
+    if record is None:
+        return []
+    shared: set[Path | None] = set()
+    for other in STAGES:
+        if other is not stage:
+            for entry in ((read_stage_record(run_dir, other) or {}).get("artefacts") or {}).values():
+                shared.add(_artefact_path(run_dir, entry))
+    stamp = now_iso().replace(":", "-")
+    moved: list[str] = []
+    for entry in (record.get("artefacts") or {}).values():
+        path = _artefact_path(run_dir, entry)
+        if path is None or path in shared or not path.exists():
+            continue
+        try:
+            relative = path.relative_to(run_dir)
+        except ValueError:  # outside the run folder: not the runner's to move
+            continue
+        if relative.parts[0] in ("notebooks", "superseded", MANIFEST):
+            continue
+        target = run_dir / "superseded" / stamp / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        moved.append(str(Path("superseded") / stamp / relative))
+    return moved
+
+
 # --------------------------------------------------------------------------- running
 
 @dataclass
@@ -887,6 +935,7 @@ def run_plan(plan: RunPlan, *, force: bool = False, progress: bool = True,
             save()
             continue
         echo(f"{label}: running")
+        superseded = set_aside_outputs(run_dir, stage) if force else []
         (run_dir / f"{stage.record}.json").unlink(missing_ok=True)  # no stale record
         entry: dict[str, Any] = {
             "notebook": stage.notebook, "notebook_sha256": notebook_sha,
@@ -896,6 +945,10 @@ def run_plan(plan: RunPlan, *, force: bool = False, progress: bool = True,
             "status": "running", "status_now": "running",
             "started_at": now_iso(), "ended_at": None, "duration_s": None,
         }
+        if superseded:
+            entry["superseded"] = superseded
+            echo(f"{label}: earlier outputs moved to {Path(superseded[0]).parts[0]}/"
+                 f"{Path(superseded[0]).parts[1]}/")
         stages[stage.name] = entry
         save()
         tick = time.monotonic()

@@ -30,7 +30,11 @@ fail: bool = False  # raise in the third cell'''
 
 
 def _write_notebook(path: Path, stage: runner.Stage, parameters: str = PARAMETERS) -> None:
-    """A stage notebook that logs its run, can fail on purpose and writes a stage record."""
+    """A stage notebook that logs its run, can fail on purpose and writes a stage record.
+
+    Its record lists its own rows file and, like the real generation stage, its input file.
+    """
+    inputs = "".join(f", 'input_{name}': {{'path': '{name}.jsonl'}}" for name in stage.after)
     cells = [
         new_markdown_cell(f"# Throw-away {stage.name}\n\nWrites a few rows for runner tests."),
         new_code_cell(parameters),
@@ -45,7 +49,7 @@ def _write_notebook(path: Path, stage: runner.Stage, parameters: str = PARAMETER
                       f"write_stage_record(run_dir, '{stage.record}', parameters={{'n': n}}, "
                       f"metrics={{'rows': n}}, models={{'lm': {{'id': 'tiny/{stage.name}', "
                       f"'revision': 'r1'}}}}, data_files=['{DATA_FILE}'], "
-                      f"artefacts={{'rows': {{'path': '{stage.name}.jsonl'}}}})"),
+                      f"artefacts={{'rows': {{'path': '{stage.name}.jsonl'}}{inputs}}})"),
     ]
     cells[1].metadata["tags"] = ["parameters"]
     nb = new_notebook(cells=cells)
@@ -449,3 +453,22 @@ def test_notebook_added_after_the_check_is_not_run_unchecked(tmp_path, capsys):
     status, manifest = runner.run_plan(plan, progress=False)
     assert status == 0 and manifest["stages"]["tasks"]["status"] == "missing"
     assert log_lines(tmp_path / "run") == ["graph"]
+
+
+@pytest.mark.notebooks
+def test_force_sets_aside_the_stage_own_outputs(tmp_path, capsys):
+    project = make_project(tmp_path / "proj", ("graph", "tasks"))
+    params = write_params(project, "stages: [graph, tasks]\n")
+    out = tmp_path / "run"
+    assert medsyn(*run_args(project, params, out)) == 0
+    first = (out / "tasks.jsonl").read_text()
+    assert medsyn(*run_args(project, params, out)) == 0  # skipped: nothing moves
+    assert not (out / "superseded").exists()
+    assert medsyn(*run_args(project, params, out, "--only", "tasks", "--force")) == 0
+    moved = list((out / "superseded").glob("*/*"))
+    assert [p.name for p in moved] == ["tasks.jsonl"]  # graph.jsonl, its input, stays
+    assert moved[0].read_text() == first and (out / "graph.jsonl").is_file()
+    assert (out / "tasks.jsonl").is_file()  # written again by the forced run
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stages"]["tasks"]["superseded"] == [
+        str(moved[0].relative_to(out))]
