@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .errors import InputTableError, MedsynError, ModelError, ParameterError
+from .errors import InputTableError, ModelError, ParameterError
 from .models import (DEFAULT_MODEL, ModelSpec, api_model, load_causal_lm, load_tokenizer,
                      pick_device, pick_dtype, resolve_model)
 from .provenance import now_iso
@@ -1059,7 +1059,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 __all__ = [
-    "Backend", "Completion", "Decoding", "GenerationReport", "MedsynError", "OpenAIBackend",
+    "Backend", "Completion", "Decoding", "GenerationReport", "OpenAIBackend",
     "Prompt", "TransformersBackend", "VLLMBackend", "add_cli", "choose_prompt_form",
     "generate_store", "load_task_table", "make_backend", "preview", "render_chat",
     "stage_metrics", "task_table_for_run", "validate_tasks",

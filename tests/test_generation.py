@@ -106,7 +106,6 @@ def test_records_carry_model_decoding_prompt_and_counts(varied_lm_dir, tmp_path)
     for r in records:
         assert list(r) == list(STORE_FIELDS)
         assert r["model_id"] == str(varied_lm_dir) and r["backend"] == "transformers"
-        assert r["decoding"] | {} == r["decoding"]
         assert r["decoding"]["temperature"] == 0.9 and r["decoding"]["top_p"] == 0.8
         assert r["decoding"]["repetition_penalty"] == 1.2 and r["decoding"]["seed"] == 7
         assert r["decoding"]["do_sample"] is True and r["decoding"]["prompt_form"] == "chat"
