@@ -436,3 +436,12 @@ def test_generation_benchmark_prints_its_figures(tiny_lm_dir, capsys):
 def test_gpu_sweep_without_a_gpu_is_a_clear_error(capsys):
     code = cli.main(["bench", "generation", "--json", "--gpu-sweep"])
     assert code == 2 and "needs a CUDA GPU" in capsys.readouterr().err
+
+
+def test_device_map_loads_through_accelerate(varied_lm_dir, tmp_path):
+    report = generate_store(make_tasks(2), tmp_path / "s.jsonl", model=str(varied_lm_dir),
+                            device_map="cpu", stop=[], **GREEDY)
+    generate_store(make_tasks(2), tmp_path / "ref.jsonl", model=str(varied_lm_dir), stop=[],
+                   **GREEDY)
+    assert report.generated == 2
+    assert responses(tmp_path / "s.jsonl") == responses(tmp_path / "ref.jsonl")
