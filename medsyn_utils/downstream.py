@@ -188,13 +188,13 @@ def prepare_synthetic(frame: pd.DataFrame, *, categories: Iterable[str],
             passed = work[filter_column].astype("boolean").fillna(False).astype(bool)
             counts["filter"] = f"column {filter_column}"
         elif "symptoms_recall" in work.columns or "anamnesis_precision" in work.columns:
-            passed = pd.Series(True, index=work.index)
-            if "symptoms_recall" in work.columns:
-                recall = pd.to_numeric(work["symptoms_recall"], errors="coerce")
-                passed &= recall.isna() | (recall >= recall_threshold)
-            if "anamnesis_precision" in work.columns:
-                precision = pd.to_numeric(work["anamnesis_precision"], errors="coerce")
-                passed &= precision.isna() | (precision > precision_threshold)
+            from .scoring import passed_filter
+
+            scores = {c: pd.to_numeric(work[c], errors="coerce") if c in work.columns else
+                      pd.Series(np.nan, index=work.index)
+                      for c in ("symptoms_recall", "anamnesis_precision")}
+            passed = pd.Series(passed_filter(scores["symptoms_recall"], scores["anamnesis_precision"],
+                                             recall_threshold, precision_threshold), index=work.index)
             counts["filter"] = (f"symptoms_recall >= {recall_threshold} and "
                                 f"anamnesis_precision > {precision_threshold}")
         else:

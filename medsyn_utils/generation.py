@@ -244,6 +244,18 @@ def task_messages(task: Mapping[str, Any]) -> list[dict[str, str]]:
     return messages
 
 
+def local_prompt(task: Mapping[str, Any], prompt_form: str, tokenizer) -> Prompt:
+    """The text a local model sees: the chat template applied to the task's messages, or the
+    plain completion document; echoes lists what to strip if the model repeats it."""
+    task_id = str(task["task_id"])
+    if prompt_form == "chat":
+        messages = task_messages(task)
+        text = render_chat(tokenizer, messages)
+        return Prompt(task_id, text=text, messages=messages, echoes=(text, messages[-1]["content"]))
+    text = str(task["completion_prompt"])
+    return Prompt(task_id, text=text, echoes=(text,))
+
+
 # =========================================================================== backends
 
 class Backend:
@@ -325,14 +337,7 @@ class TransformersBackend(Backend):
 
     # -- prompts ---------------------------------------------------------------------------
     def prepare(self, task: Mapping[str, Any]) -> Prompt:
-        task_id = str(task["task_id"])
-        if self.prompt_form == "chat":
-            messages = task_messages(task)
-            text = render_chat(self.tokenizer, messages)
-            return Prompt(task_id, text=text, messages=messages,
-                          echoes=(text, messages[-1]["content"]))
-        text = str(task["completion_prompt"])
-        return Prompt(task_id, text=text, echoes=(text,))
+        return local_prompt(task, self.prompt_form, self.tokenizer)
 
     def _encode(self, texts: list[str]):
         # A rendered chat template carries its own special tokens; a completion gets the
@@ -643,14 +648,7 @@ class VLLMBackend(Backend):
         self.prompt_form = choose_prompt_form(prompt_form, spec, self.tokenizer)
 
     def prepare(self, task: Mapping[str, Any]) -> Prompt:
-        task_id = str(task["task_id"])
-        if self.prompt_form == "chat":
-            messages = task_messages(task)
-            text = render_chat(self.tokenizer, messages)
-            return Prompt(task_id, text=text, messages=messages,
-                          echoes=(text, messages[-1]["content"]))
-        text = str(task["completion_prompt"])
-        return Prompt(task_id, text=text, echoes=(text,))
+        return local_prompt(task, self.prompt_form, self.tokenizer)
 
     def generate(self, prompts: list[Prompt], decoding: Decoding) -> list[Completion]:
         from vllm import SamplingParams

@@ -94,31 +94,19 @@ def count_symptoms(value: Any) -> float:
     return float(sum(1 for part in re.split(r"[,;\n]", text) if part.strip(" '\"")))
 
 
-def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
-    words = _WORD.findall(text.lower())
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
-
-
-def copy_share(response: Any, example: Any, n: int = COPY_NGRAM,
-               cache: dict[str, set] | None = None) -> float:
+def copy_share(response: Any, example: Any, n: int = COPY_NGRAM) -> float:
     """Share of the note's word ``n``-grams found in its style example (NaN without an example).
 
-    ``cache`` keeps the n-grams of each example text (style examples repeat across notes).
+    The scoring stage's metric (:func:`medsyn_utils.quality.copied_ngram_share`); a published
+    ``private_data`` example counts as missing.
     """
+    from .quality import copied_ngram_share
+
     if not isinstance(response, str) or not isinstance(example, str):
         return float("nan")
-    if not example.strip() or example.strip() == PRIVATE_MARK:
+    if example.strip() == PRIVATE_MARK:
         return float("nan")
-    grams = _ngrams(response, n)
-    if not grams:
-        return float("nan")
-    if cache is None:
-        reference = _ngrams(example, n)
-    else:
-        reference = cache.get(example)
-        if reference is None:
-            reference = cache[example] = _ngrams(example, n)
-    return len(grams & reference) / len(grams)
+    return copied_ngram_share(response, example, n)
 
 
 def add_derived_columns(frame: pd.DataFrame, *, recall_threshold: float = 0.65,
@@ -153,8 +141,7 @@ def add_derived_columns(frame: pd.DataFrame, *, recall_threshold: float = 0.65,
         out["_copy"] = pd.to_numeric(out[copy], errors="coerce")
         notes["_copy"] = f"column {copy}"
     elif "response" in out.columns and "anamnesis" in out.columns:
-        cache: dict[str, set] = {}
-        out["_copy"] = [copy_share(r, a, COPY_NGRAM, cache)
+        out["_copy"] = [copy_share(r, a, COPY_NGRAM)
                         for r, a in zip(out["response"], out["anamnesis"])]
         notes["_copy"] = f"share of response word {COPY_NGRAM}-grams found in anamnesis"
     passed = _first(out, PASS_COLUMNS)
@@ -162,14 +149,12 @@ def add_derived_columns(frame: pd.DataFrame, *, recall_threshold: float = 0.65,
         out["_passed"] = out[passed].astype("boolean").astype(float)
         notes["_passed"] = f"column {passed}"
     elif any(c in out.columns for c in SCORE_COLUMNS):
-        ok = pd.Series(True, index=out.index)
-        if "symptoms_recall" in out.columns:
-            recall = pd.to_numeric(out["symptoms_recall"], errors="coerce")
-            ok &= recall.isna() | (recall >= recall_threshold)
-        if "anamnesis_precision" in out.columns:
-            precision = pd.to_numeric(out["anamnesis_precision"], errors="coerce")
-            ok &= precision.isna() | (precision > precision_threshold)
-        out["_passed"] = ok.astype(float)
+        from .scoring import passed_filter
+
+        scores = {c: pd.to_numeric(out[c], errors="coerce") if c in out.columns else
+                  pd.Series(np.nan, index=out.index) for c in SCORE_COLUMNS}
+        out["_passed"] = passed_filter(scores["symptoms_recall"], scores["anamnesis_precision"],
+                                       recall_threshold, precision_threshold).astype(float)
         notes["_passed"] = (f"symptoms_recall ≥ {recall_threshold:.3g} and anamnesis_precision > "
                             f"{precision_threshold:.3g} (a missing score does not fail)")
     code = _first(out, ("ICD-10", "category", "icd10"))
