@@ -858,6 +858,10 @@ def generate_store(tasks, store_path: str | os.PathLike[str], model: str = DEFAU
     store_path = Path(store_path)
 
     with GenerationStore(store_path) as store:
+        if store.done and isinstance(backend, str):
+            _check_resume(store_path, model, adapter, Decoding(
+                max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                repetition_penalty=repetition_penalty, seed=seed, min_new_tokens=min_new_tokens))
         already = sum(1 for task_id in frame["task_id"] if task_id in store.done)
         pending = frame[~frame["task_id"].isin(store.done)]
         if max_tasks:
@@ -886,6 +890,37 @@ def generate_store(tasks, store_path: str | os.PathLike[str], model: str = DEFAU
         finally:
             if not isinstance(backend, Backend):
                 engine.close()
+
+
+RESUME_KEYS = ("max_new_tokens", "min_new_tokens", "temperature", "top_p", "repetition_penalty",
+               "seed", "do_sample")
+
+
+def _check_resume(store_path: Path, model: str, adapter: str | None, decoding: Decoding) -> None:
+    """Refuse to continue a store made with another model or other decoding settings.
+
+    Resuming skips finished tasks, so mixing settings would leave a store whose notes were not all
+    made the way the run records say. ``batch_size`` and the prompt form may differ.
+    """
+    from .models import resolve_model
+
+    first = read_records(store_path)[0]
+    try:
+        wanted_model = resolve_model(str(model), adapter=adapter)
+    except Exception:  # noqa: BLE001 - a bad model is reported when it is loaded
+        return
+    wanted = {k: v for k, v in decoding.record("chat", 0).items() if k in RESUME_KEYS}
+    found = {k: v for k, v in (first.get("decoding") or {}).items() if k in RESUME_KEYS}
+    changed = [f"{k} {found.get(k)!r} → {v!r}" for k, v in wanted.items()
+               if k in found and found[k] != v]
+    if first.get("model_id") != wanted_model.model_id:
+        changed.insert(0, f"model {first.get('model_id')!r} → {wanted_model.model_id!r}")
+    if (first.get("adapter") or None) != (wanted_model.adapter or None):
+        changed.append(f"adapter {first.get('adapter')!r} → {wanted_model.adapter!r}")
+    if changed:
+        raise ParameterError(
+            f"{store_path} holds notes made with other settings ({'; '.join(changed)}): write to "
+            f"a new store (another --out) or re-run with --force to set the old notes aside")
 
 
 def _run(engine: Backend, frame, pending, store: GenerationStore, store_path: Path, already: int,

@@ -445,3 +445,16 @@ def test_device_map_loads_through_accelerate(varied_lm_dir, tmp_path):
                    **GREEDY)
     assert report.generated == 2
     assert responses(tmp_path / "s.jsonl") == responses(tmp_path / "ref.jsonl")
+
+
+def test_resuming_with_other_settings_is_refused(tiny_lm_dir, tmp_path):
+    path = tmp_path / "generations.jsonl"
+    common = dict(model=str(tiny_lm_dir), temperature=0.0, device="cpu", prompt_form="chat",
+                  progress=False)
+    generate_store(make_tasks(2), path, batch_size=2, max_new_tokens=4, max_tasks=1, **common)
+    before = path.read_bytes()
+    with pytest.raises(ParameterError, match=r"max_new_tokens 4 → 5.*--force"):
+        generate_store(make_tasks(2), path, batch_size=2, max_new_tokens=5, **common)
+    assert path.read_bytes() == before  # nothing lost, nothing mixed in
+    report = generate_store(make_tasks(2), path, batch_size=1, max_new_tokens=4, **common)
+    assert report.already_done == 1 and len(read_records(path)) == 2
