@@ -46,8 +46,9 @@ record are still in the run folder, is skipped; ``--force`` re-runs the selected
 parameters therefore re-runs generation, scoring, analysis and downstream, not graph or tasks.
 Code changes inside ``medsyn_utils`` are not part of the fingerprint: use ``--force`` after them.
 A re-executed notebook finds its earlier outputs in place, so a stage that resumes (generation
-skips tasks already in ``generations.jsonl``) continues after a crash; ``--force`` first moves
-the stage's own earlier outputs to ``<run>/superseded/<time>/``, so it starts from nothing.
+skips tasks already in ``generations.jsonl``) continues after a crash; ``--force``, or a changed
+fingerprint, first moves the stage's own earlier outputs to ``<run>/superseded/<time>/``, so it
+starts from nothing (new tasks under the same ids never meet old notes).
 
 Failures. A failing cell stops the run: one line names the notebook, the cell (1-based index in
 the source notebook and its first line) and the error; the partly executed notebook is kept;
@@ -682,7 +683,7 @@ def _artefact_path(run_dir: Path, entry: Any) -> Path | None:
 
 
 def set_aside_outputs(run_dir: Path, stage: Stage) -> list[str]:
-    """Move a stage's own earlier outputs to ``<run>/superseded/<time>/`` before a forced re-run.
+    """Move a stage's own earlier outputs to ``<run>/superseded/<time>/`` before a fresh re-run.
 
     Some stages resume from what they find (generation skips tasks already in its store, so a
     crash loses nothing); ``--force`` means a fresh execution, and the earlier results stay for
@@ -935,7 +936,10 @@ def run_plan(plan: RunPlan, *, force: bool = False, progress: bool = True,
             save()
             continue
         echo(f"{label}: running")
-        superseded = set_aside_outputs(run_dir, stage) if force else []
+        # A changed stage starts fresh too: resuming (generation skips task ids already in its
+        # store) is only right for the same fingerprint, after a crash.
+        changed = bool(last.get("fingerprint")) and last.get("fingerprint") != fingerprint
+        superseded = set_aside_outputs(run_dir, stage) if force or changed else []
         (run_dir / f"{stage.record}.json").unlink(missing_ok=True)  # no stale record
         entry: dict[str, Any] = {
             "notebook": stage.notebook, "notebook_sha256": notebook_sha,

@@ -472,3 +472,18 @@ def test_force_sets_aside_the_stage_own_outputs(tmp_path, capsys):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["stages"]["tasks"]["superseded"] == [
         str(moved[0].relative_to(out))]
+
+
+def test_changed_upstream_sets_aside_downstream_outputs(tmp_path, capsys):
+    """New tasks under the same ids must never meet notes of the old tasks."""
+    project = make_project(tmp_path / "proj", ("graph", "tasks"))
+    out = tmp_path / "run"
+    params = write_params(project, "stages: [graph, tasks]\ncommon: {seed: 1}\n")
+    assert medsyn(*run_args(project, params, out)) == 0
+    first = (out / "tasks.jsonl").read_text()
+    params = write_params(project, "stages: [graph, tasks]\ncommon: {seed: 2}\n")
+    assert medsyn(*run_args(project, params, out)) == 0
+    moved = sorted(p.name for p in (out / "superseded").glob("*/*"))
+    assert "tasks.jsonl" in moved
+    old = next((out / "superseded").glob("*/tasks.jsonl"))
+    assert old.read_text() == first
