@@ -39,7 +39,7 @@ import pandas as pd
 from . import corpus
 from .codes import clean_code, normalize_code
 from .data import checksums, fetch
-from .errors import CodeError, DataError
+from .errors import CodeError
 from .paths import cache_dir
 from .provenance import write_atomic
 

@@ -367,7 +367,6 @@ def load_causal_lm(spec: ModelSpec, *, device: str = "auto", dtype: str = "auto"
     ``device_map="auto"`` lets accelerate spread a model too large for one GPU; the model then
     stays where accelerate put it.
     """
-    import torch
     from transformers import AutoModelForCausalLM
 
     resolved_device = pick_device(device)

@@ -38,3 +38,21 @@ def tiny_encoder_dir(tmp_path_factory) -> Path:
     """A random-weight BERT encoder with a tokenizer trained on a few sentences."""
     from medsyn_utils.tiny import tiny_encoder
     return tiny_encoder(tmp_path_factory.mktemp("tiny-encoder") / "model")
+
+
+@pytest.fixture(scope="session")
+def varied_lm_dir(tiny_lm_dir, tmp_path_factory) -> Path:
+    """The tiny LM with larger random weights, so its greedy output depends on the prompt."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_dir)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "norm" not in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
+    folder = tmp_path_factory.mktemp("varied-lm") / "model"
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_lm_dir).save_pretrained(folder)
+    return folder

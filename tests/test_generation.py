@@ -21,41 +21,11 @@ from medsyn_utils.generation import (Decoding, Prompt, TransformersBackend, cut_
 from medsyn_utils.models import resolve_model
 from medsyn_utils.schema import FINISH_REASONS, STORE_FIELDS
 from medsyn_utils.store import read_records
-from medsyn_utils.tiny import SENTENCES
+from generation_helpers import make_tasks, responses
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def varied_lm_dir(tiny_lm_dir, tmp_path_factory) -> Path:
-    """The tiny LM with larger random weights, so its greedy output depends on the prompt."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(tiny_lm_dir)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "norm" not in name:
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
-    folder = tmp_path_factory.mktemp("varied-lm") / "model"
-    model.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tiny_lm_dir).save_pretrained(folder)
-    return folder
-
-
-def make_tasks(n: int = 7) -> pd.DataFrame:
-    """A hand-made task table with prompts of different lengths (both prompt forms)."""
-    rows = []
-    for i in range(n):
-        text = " ".join(SENTENCES[(i + j) % len(SENTENCES)] for j in range(1 + i % 3))
-        rows.append({"task_id": f"t{i:03d}", "system_prompt": "Ты врач. Пиши кратко.",
-                     "user_prompt": f"Жалобы: {text[: 12 + 11 * i]}",
-                     "completion_prompt": f"Пациент 1. {text[: 10 + 13 * i]}\n\nПациент 2."})
-    return pd.DataFrame(rows)
-
-
-def responses(path: Path) -> dict[str, str]:
-    return {r["task_id"]: r["response"] for r in read_records(path)}
 
 
 GREEDY = dict(max_new_tokens=12, temperature=0.0, progress=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from test_generation import make_tasks
+from generation_helpers import make_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "03_generation.ipynb"

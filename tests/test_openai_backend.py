@@ -18,7 +18,7 @@ from medsyn_utils.generation import generate_store
 from medsyn_utils.serve import CompletionServer
 from medsyn_utils.store import read_records
 
-from test_generation import make_tasks, responses, varied_lm_dir  # noqa: F401 (fixture)
+from generation_helpers import make_tasks, responses
 
 FAST = dict(max_new_tokens=10, temperature=0.0, progress=False, backoff=0.01)
 
