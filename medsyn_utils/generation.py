@@ -35,6 +35,7 @@ from .models import (DEFAULT_MODEL, ModelSpec, api_model, load_causal_lm, load_t
 from .provenance import now_iso
 from .schema import STORE_FIELDS
 from .store import GenerationStore, read_records
+from .tasks import load_task_table  # noqa: F401 - part of this module's API
 
 BACKENDS = ("transformers", "openai", "vllm")
 PROMPT_FORMS = ("auto", "chat", "completion")
@@ -747,33 +748,6 @@ def validate_tasks(tasks: Any, prompt_form: str | None = None):
                 raise InputTableError(f"task table column {column!r} is empty for tasks {ids}: "
                                       f"fill the prompts or drop those rows")
     return frame
-
-
-def load_task_table(path: str | os.PathLike[str]):
-    """Read a task table from Parquet, CSV or JSONL (what stage 02 writes)."""
-    import pandas as pd
-
-    from .paths import resolve
-
-    file = resolve(path)
-    if not file.is_file():
-        raise InputTableError(f"task table {path} does not exist: run notebook 02 or "
-                              f"`medsyn tasks` first, or pass the right path")
-    suffix = file.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            return pd.read_parquet(file)
-        if suffix == ".csv":
-            return pd.read_csv(file)
-        if suffix in (".jsonl", ".ndjson"):
-            return pd.read_json(file, lines=True)
-        if suffix == ".json":
-            return pd.read_json(file)
-    except (ValueError, OSError, ImportError) as error:
-        raise InputTableError(f"task table {path} cannot be read ({str(error).splitlines()[0][:120]}): "
-                              f"rebuild it with notebook 02") from None
-    raise InputTableError(f"task table {path} has an unknown format {suffix!r}: use .parquet, "
-                          f".csv or .jsonl")
 
 
 def task_table_for_run(run_dir: str | os.PathLike[str], tasks_path: str = "", *, n: int = 4,

@@ -474,16 +474,9 @@ def load_store(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 def load_tasks(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a task table (``tasks.parquet`` or ``tasks.csv``, columns ``schema.TASK_COLUMNS``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputTableError(f"task table {path} does not exist: pass --tasks with the "
-                              f"tasks.parquet (or tasks.csv) of stage 02")
-    if path.suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    elif path.suffix in {".jsonl", ".ndjson"}:
-        frame = pd.read_json(path, lines=True, dtype={"task_id": str})
-    else:
-        frame = pd.read_csv(path, dtype={"task_id": str})
+    from .tasks import load_task_table
+
+    frame = load_task_table(path)
     needed = ("task_id", "icd10", "prompt_kind", "symptoms", "example_text", "example_source")
     missing = [c for c in needed if c not in frame.columns]
     if missing:

@@ -12,6 +12,7 @@ Each part of a task draws from its own random stream (children of ``numpy.random
 from __future__ import annotations
 
 import argparse
+import ast
 import io
 import json
 import os
@@ -512,6 +513,50 @@ def write_task_table(frame: pd.DataFrame, folder: str | os.PathLike[str]) -> dic
     parquet, csv = task_table_bytes(frame)
     return {"parquet": write_atomic(out / PARQUET_NAME, parquet),
             "csv": write_atomic(out / CSV_NAME, csv)}
+
+
+def load_task_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Any task table on disk (.parquet, .csv, .jsonl, .json): stage 02's or one made by hand.
+
+    The one reader every stage uses; each stage then checks the columns it needs (generation only
+    needs ids and prompts). Symptom lists written as JSON text (CSV) come back as lists.
+    """
+    from .paths import resolve
+
+    file = resolve(path)
+    if not file.is_file():
+        raise InputTableError(f"task table {path} does not exist: run notebook 02 or "
+                              f"`medsyn tasks` first, or pass the right path")
+    suffix = file.suffix.lower()
+    readers = {".parquet": pd.read_parquet, ".csv": lambda f: pd.read_csv(f, dtype={"task_id": str}),
+               ".jsonl": lambda f: pd.read_json(f, lines=True, dtype={"task_id": str}),
+               ".ndjson": lambda f: pd.read_json(f, lines=True, dtype={"task_id": str}),
+               ".json": lambda f: pd.read_json(f, dtype={"task_id": str})}
+    if suffix not in readers:
+        raise InputTableError(f"task table {path} has an unknown format {suffix!r}: use .parquet, "
+                              f".csv or .jsonl")
+    try:
+        frame = readers[suffix](file)
+    except (ValueError, OSError, ImportError) as error:
+        raise InputTableError(f"task table {path} cannot be read ({str(error).splitlines()[0][:120]}): "
+                              f"rebuild it with notebook 02") from None
+    if "symptoms" in frame.columns:
+        frame["symptoms"] = [_list_from_text(v) for v in frame["symptoms"]]
+    return frame
+
+
+def _list_from_text(value: Any) -> Any:
+    """A symptom list written as text (JSON, or a Python list as pandas writes it) → a list."""
+    if not isinstance(value, str) or not value.startswith("["):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        try:
+            parsed = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return value
+        return list(parsed) if isinstance(parsed, (list, tuple)) else value
 
 
 def read_task_table(path: str | os.PathLike[str]) -> pd.DataFrame:

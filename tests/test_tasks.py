@@ -211,3 +211,15 @@ def test_summary_and_views(table):
     assert "--- user ---" in tasks.format_prompt(shown.iloc[0])
     preview = tasks.resample_preview("N40", 2, 0, codes=["J06"], counts=[3])
     assert (preview["category"] == "N40").all() and (preview["sex"] == "male").all()
+
+
+def test_lenient_reader_parses_symptom_lists(tmp_path):
+    frame = pd.DataFrame({"task_id": ["t1", "t2"], "user_prompt": ["a", "b"],
+                          "symptoms": [["кашель", "насморк"], []]})
+    frame.to_csv(tmp_path / "by_pandas.csv", index=False)  # lists as Python text
+    (tmp_path / "by_hand.csv").write_text('task_id,user_prompt,symptoms\nt1,a,"[""кашель""]"\n',
+                                          encoding="utf-8")
+    assert tasks.load_task_table(tmp_path / "by_pandas.csv")["symptoms"].tolist() == [
+        ["кашель", "насморк"], []]
+    assert tasks.load_task_table(tmp_path / "by_hand.csv")["symptoms"].tolist() == [["кашель"]]
+    assert tasks.load_task_table(tmp_path / "by_hand.csv")["task_id"].tolist() == ["t1"]
