@@ -286,17 +286,24 @@ def load_graph(rebuild: bool = False) -> "KnowledgeGraph":
     only reused under the same input checksums.
     """
     path = cache_dir("graph") / f"kg-{cache_key()}.pickle"
+    if str(path) in _LOADED and not rebuild:
+        return _LOADED[str(path)]  # stages that query it many times share one copy
     if path.is_file() and not rebuild:
         try:
             with path.open("rb") as handle:
-                return KnowledgeGraph(pickle.load(handle))
+                _LOADED[str(path)] = KnowledgeGraph(pickle.load(handle))
+                return _LOADED[str(path)]
         except (pickle.UnpicklingError, EOFError, AttributeError):
             pass  # a damaged cache is rebuilt
     for name in GRAPH_FILES:
         fetch(name)  # verify every input before building
     graph = build_graph()
     write_atomic(path, pickle.dumps(graph, protocol=pickle.HIGHEST_PROTOCOL))
-    return KnowledgeGraph(graph)
+    _LOADED[str(path)] = KnowledgeGraph(graph)
+    return _LOADED[str(path)]
+
+
+_LOADED: dict[str, "KnowledgeGraph"] = {}
 
 
 # --------------------------------------------------------------------------- queries

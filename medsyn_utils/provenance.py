@@ -6,6 +6,7 @@ always says which parameters, code, packages, data files and models made it.
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import importlib.metadata
 import json
@@ -60,7 +61,8 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """How run files write values JSON lacks: paths, numpy/torch scalars and arrays, sets."""
     if isinstance(value, Path):
         return str(value)
     if hasattr(value, "item"):  # numpy scalars
@@ -70,6 +72,22 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(value)
     return str(value)
+
+
+_KERNEL_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
+_PARAMETER_TYPES = (str, int, float, bool, list, dict, type(None))
+
+
+def notebook_parameters(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """A notebook's parameters as given: its plain-typed variables at the point of the call.
+
+    Call it first thing after the imports of the cell that follows the ``parameters`` cell
+    (before anything else is assigned): the stage record then lists every parameter, papermill's
+    injected values included, without a hand-kept list of names in each notebook.
+    """
+    return {name: copy.deepcopy(value) for name, value in namespace.items()
+            if not name.startswith("_") and name not in _KERNEL_NAMES
+            and isinstance(value, _PARAMETER_TYPES)}
 
 
 def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> Path:
@@ -94,7 +112,7 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> Path:
 
 
 def to_json(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True, default=_json_default) + "\n"
+    return json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True, default=json_default) + "\n"
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:

@@ -843,12 +843,6 @@ def _execute(stage: Stage, plan: RunPlan, executed: Path, progress: bool) -> Non
         request_save_on_cell_execute=True, start_timeout=120, **_engine_options())
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def run_plan(plan: RunPlan, *, force: bool = False, progress: bool = True,
              command: list[str] | None = None, echo=print) -> tuple[int, dict[str, Any]]:
     """Execute a checked plan; return the exit status and the manifest written.
@@ -894,8 +888,7 @@ def run_plan(plan: RunPlan, *, force: bool = False, progress: bool = True,
     def save() -> None:
         models, artefacts, data = _collect(run_dir, stages)
         manifest.update(models=models, artefacts=artefacts, data=data)
-        path = write_json_atomic(run_dir / MANIFEST, manifest)
-        path.chmod(0o666 & ~_umask())  # mkstemp makes it private; a run folder is shared
+        write_json_atomic(run_dir / MANIFEST, manifest)
 
     save()
     for warning in plan.warnings:

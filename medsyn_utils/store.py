@@ -20,22 +20,13 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .errors import InputTableError
+from .provenance import json_default
 from .schema import STORE_FIELDS
 
 try:  # POSIX advisory locks; elsewhere the store simply is not locked
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy / torch scalars
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
 
 
 def encode_record(record: Mapping[str, Any]) -> str:
@@ -45,7 +36,7 @@ def encode_record(record: Mapping[str, Any]) -> str:
         raise InputTableError(f"store record for task {record.get('task_id')!r} lacks fields "
                               f"{missing}: records need every field of schema.STORE_FIELDS")
     ordered = {name: record[name] for name in STORE_FIELDS}
-    return json.dumps(ordered, ensure_ascii=False, default=_json_default) + "\n"
+    return json.dumps(ordered, ensure_ascii=False, default=json_default) + "\n"
 
 
 def _scan(data: bytes, path: Path) -> tuple[list[dict[str, Any]], int]:

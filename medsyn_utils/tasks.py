@@ -334,6 +334,11 @@ def task_summary(frame: pd.DataFrame) -> dict[str, Any]:
 # --------------------------------------------------------------------------- notebook views
 
 
+def visit_share_distance(distribution: pd.DataFrame) -> float:
+    """Total-variation distance between sampled category shares and visit frequencies (0 = same)."""
+    return float(0.5 * (distribution["task_share"] - distribution["visit_share"]).abs().sum())
+
+
 def code_distribution(frame: pd.DataFrame, kg=None) -> pd.DataFrame:
     """Sampled share of each category against its source frequencies.
 

@@ -31,3 +31,14 @@ def test_stage_record(tmp_path, data_dir):
     assert record["data"]["rumedbench/RuMedTop3/train_v1.jsonl"]["sha256"].startswith("b185fe85")
     assert record["packages"]["torch"] and record["packages"]["python"]
     assert set(record["git"]) == {"commit", "dirty"}
+
+
+def test_notebook_parameters_are_the_plain_variables_as_given():
+    namespace = {"In": [""], "Out": {}, "get_ipython": print, "_": 3, "json": json,
+                 "run_dir": "outputs/x", "n": 4, "codes": ["J06"], "mix": {"code": 1.0},
+                 "rebuild": False, "base_url": None, "threshold": 0.65}
+    params = provenance.notebook_parameters(namespace)
+    assert params == {"run_dir": "outputs/x", "n": 4, "codes": ["J06"], "mix": {"code": 1.0},
+                      "rebuild": False, "base_url": None, "threshold": 0.65}
+    namespace["codes"].append("I10")  # a later change in the notebook does not leak in
+    assert params["codes"] == ["J06"]

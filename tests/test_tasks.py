@@ -223,3 +223,10 @@ def test_lenient_reader_parses_symptom_lists(tmp_path):
         ["кашель", "насморк"], []]
     assert tasks.load_task_table(tmp_path / "by_hand.csv")["symptoms"].tolist() == [["кашель"]]
     assert tasks.load_task_table(tmp_path / "by_hand.csv")["task_id"].tolist() == ["t1"]
+
+
+def test_visit_share_distance():
+    same = pd.DataFrame({"task_share": [0.5, 0.5], "visit_share": [0.5, 0.5]})
+    apart = pd.DataFrame({"task_share": [1.0, 0.0], "visit_share": [0.0, 1.0]})
+    assert tasks.visit_share_distance(same) == 0.0
+    assert tasks.visit_share_distance(apart) == 1.0
