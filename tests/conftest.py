@@ -29,14 +29,14 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_lm_dir(tmp_path_factory) -> Path:
     """A random-weight chat causal LM with a tokenizer trained on a few sentences."""
-    from medsyn_utils.tiny import tiny_causal_lm
+    from medsyn_utils.testing.tiny import tiny_causal_lm
     return tiny_causal_lm(tmp_path_factory.mktemp("tiny-lm") / "model")
 
 
 @pytest.fixture(scope="session")
 def tiny_encoder_dir(tmp_path_factory) -> Path:
     """A random-weight BERT encoder with a tokenizer trained on a few sentences."""
-    from medsyn_utils.tiny import tiny_encoder
+    from medsyn_utils.testing.tiny import tiny_encoder
     return tiny_encoder(tmp_path_factory.mktemp("tiny-encoder") / "model")
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from medsyn_utils.store import read_records
-from medsyn_utils.tiny import SENTENCES
+from medsyn_utils.generate.store import read_records
+from medsyn_utils.testing.tiny import SENTENCES
 
 
 def make_tasks(n: int = 7) -> pd.DataFrame:

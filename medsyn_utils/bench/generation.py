@@ -15,9 +15,9 @@ import argparse
 import time
 from typing import Any
 
-from ..errors import ParameterError
-from ..models import DEFAULT_MODEL, resolve_model
-from ..tiny import SENTENCES
+from medsyn_utils.core.errors import ParameterError
+from medsyn_utils.generate.models import DEFAULT_MODEL, resolve_model
+from medsyn_utils.testing.tiny import SENTENCES
 
 # Peak memory bandwidth (GB/s) by GPU name, for the bound; pass --bandwidth-gbs for others.
 GPU_BANDWIDTH_GBS = {"H200": 4800.0, "H100 SXM": 3350.0, "H100 PCIe": 2000.0, "H100": 3350.0,
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     if args.gpu_sweep:
         return gpu_sweep(args)
-    from ..generation import Decoding, Prompt, TransformersBackend
+    from medsyn_utils.generate.generation import Decoding, Prompt, TransformersBackend
 
     if args.tasks < 1 or args.batch_size < 1 or args.max_new_tokens < 1:
         raise ParameterError("--tasks, --batch-size and --max-new-tokens must be >= 1")

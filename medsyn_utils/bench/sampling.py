@@ -16,9 +16,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from .. import sampling
-
-
+from medsyn_utils.tasks import sampling
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-vectorized", type=int, default=20000,
                         help="tasks drawn by the vectorised sampler")
@@ -103,7 +101,7 @@ def _vectorised(n: int, rng: np.random.Generator, prior: sampling.PriorTable,
 
 def run(args: argparse.Namespace) -> dict:
     """Tasks per second of both samplers on the same graph, and their ratio."""
-    from ..graph import load_graph
+    from medsyn_utils.kg.graph import load_graph
 
     kg = load_graph()
     targets = sampling.universe(kg, "rumedtop3")

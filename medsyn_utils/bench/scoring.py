@@ -24,7 +24,7 @@ import numpy as np
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..encoders import DEFAULT_LAYER, EMBEDDED_E5
+    from medsyn_utils.score.encoders import DEFAULT_LAYER, EMBEDDED_E5
 
     parser.add_argument("--encoder", default=EMBEDDED_E5, help="encoder id or folder (default: embedded e5)")
     parser.add_argument("--layer", type=int, default=DEFAULT_LAYER, help="encoder layer (default 9)")
@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import bert_score
     import torch
 
-    from ..encoders import resolve_encoder
-    from ..scoring import NoteScorer, calibration_pairs
+    from medsyn_utils.score.encoders import resolve_encoder
+    from medsyn_utils.score.scoring import NoteScorer, calibration_pairs
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     info = resolve_encoder(args.encoder)  # converts the embedded e5 once, untimed

@@ -1,0 +1,1 @@
+"""The paper's figures from any scored table."""

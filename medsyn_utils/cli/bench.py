@@ -1,0 +1,30 @@
+"""``medsyn bench NAME``: speed benchmarks that print a ratio measured in one run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+from medsyn_utils.bench import BENCHMARKS
+
+
+def _run(args: argparse.Namespace) -> int:
+    module = importlib.import_module(f"medsyn_utils.bench.{args.benchmark}")
+    result = module.run(args)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        for key, value in result.items():
+            print(f"{key:28} {value}")
+    return 0
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("bench", help="speed benchmarks (print a ratio)")
+    sub = parser.add_subparsers(dest="benchmark", metavar="NAME", required=True)
+    for name, text in BENCHMARKS.items():
+        module = importlib.import_module(f"medsyn_utils.bench.{name}")
+        bench = sub.add_parser(name, help=text)
+        bench.add_argument("--json", action="store_true", help="print one JSON object")
+        module.add_arguments(bench)
+        bench.set_defaults(func=_run)

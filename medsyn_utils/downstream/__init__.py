@@ -1,0 +1,1 @@
+"""The downstream ICD-code experiment on RuMedTop3."""

@@ -1,0 +1,1 @@
+"""Instruction fine-tuning: the IFT export and LoRA."""

@@ -1,0 +1,1 @@
+"""Note generation: model specs, backends, the resumable store, a local OpenAI-compatible server."""

@@ -1,0 +1,1 @@
+"""The medical knowledge graph: building, queries, pictures and the explorer widget."""

@@ -1,0 +1,1 @@
+"""``medsyn run``: the parameter contract, fingerprints, the kernel, run planning and execution."""

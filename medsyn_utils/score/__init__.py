@@ -1,0 +1,1 @@
+"""BERTScore scoring: the one-pass scorer, calibration, the filter, per-note quality checks."""

@@ -1,0 +1,1 @@
+"""Generation tasks: priors over symptoms and style examples, prompt templates, the task table."""

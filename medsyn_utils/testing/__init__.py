@@ -1,0 +1,1 @@
+"""Tiny models and a schema-shaped demo table, for tests and explicit demos only."""
