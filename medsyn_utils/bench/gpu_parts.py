@@ -9,7 +9,6 @@ only that function changes.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -46,7 +45,7 @@ def causal_lm_folder(work: Path, shape: Mapping[str, int], dtype: str, device: s
     from transformers import LlamaConfig, LlamaForCausalLM
 
     folder = work / "causal-lm"
-    if (folder / "config.json").is_file():
+    if (folder / "tokenizer.json").is_file():  # written last: the folder is complete
         return folder
     tokenizer = train_tokenizer(vocab_size=min(shape["vocab_size"], 2000), model_max_length=4096)
     tokenizer.add_tokens([f"w{i}" for i in range(shape["vocab_size"] - len(tokenizer))])
@@ -101,10 +100,8 @@ def symptom_string(rng: np.random.Generator) -> str:
 
 def decode_sweep(shape: Mapping[str, Any], device: str, work: Path, figures: dict) -> None:
     """The 7B-shaped decode sweep of ``medsyn bench generation --gpu-sweep``, reused as it is."""
-    args = argparse.Namespace(sweep_batches=shape["batches"],
-                              sweep_prompt_tokens=shape["prompt_tokens"],
-                              sweep_new_tokens=shape["new_tokens"],
-                              bandwidth_gbs=shape["bandwidth_gbs"])
+    args = SimpleNamespace(sweep_batches=shape["batches"], sweep_prompt_tokens=shape["prompt_tokens"],
+                           sweep_new_tokens=shape["new_tokens"], bandwidth_gbs=shape["bandwidth_gbs"])
     figures.update(kit().gpu_sweep(args, shape=shape["model"], device=device))
 
 

@@ -83,6 +83,17 @@ def test_a_part_stops_at_its_limit_and_keeps_its_figures(tmp_path):
     assert result["figures"]["notes"] == 3 and result["figures"]["tokens_per_s"] is None
 
 
+def test_an_alarm_set_before_a_part_is_put_back(tmp_path):
+    import signal
+
+    signal.setitimer(signal.ITIMER_REAL, 100)
+    try:
+        gpu.run_part("lora", lambda *args: None, {}, "cpu", tmp_path, limit=10)
+        assert 90 < signal.getitimer(signal.ITIMER_REAL)[0] <= 100
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 def test_a_failing_part_is_recorded_not_raised(tmp_path):
     def broken(shape, device, work, figures):
         raise RuntimeError("CUDA error: device-side assert triggered\nmore")
