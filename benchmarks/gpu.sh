@@ -88,5 +88,5 @@ case "${1:-}" in
     dry-run) shift
         PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
             "$PYTHON" -m medsyn_utils.cli bench gpu --dry-run --json "$@" ;;
-    *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,12p' "$0" >&2; exit 2 ;;
 esac

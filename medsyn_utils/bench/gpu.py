@@ -225,13 +225,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                              "GPU machine (benchmarks/gpu.sh), or pass --dry-run")
     if args.budget_s <= 0:
         raise ParameterError(f"--budget-s {args.budget_s}: give the seconds the parts may use")
-    out = resolve(args.out)
-    if out.exists() and not out.is_dir():
-        raise ParameterError(f"--out {out} is a file: give a folder for gpu.json and gpu.md")
+    out = Path(args.out).expanduser().resolve()  # relative to the current directory
     shapes = shapes_for("cpu" if args.dry_run else "cuda", args.bandwidth_gbs)
     result: dict[str, Any] = {"benchmark": "gpu", "dry_run": bool(args.dry_run),
                               "started_at": now_iso(), "budget_s": args.budget_s, "seconds": None,
                               "environment": environment(device), "parts": {}}
+    try:  # an unwritable --out fails now, not after the first part
+        write_report(result, out)
+    except OSError as error:
+        raise ParameterError(f"--out {out} cannot be written ({error.strerror}): give a "
+                             f"writable folder") from None
     start = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr), \
             tempfile.TemporaryDirectory(prefix="medsyn-bench-gpu-") as work:

@@ -111,3 +111,11 @@ def test_without_a_gpu_the_real_run_is_refused_in_one_line(tmp_path, capsys):
     code, out, err = run_cli(capsys, "--json", "--out", str(tmp_path))
     assert code == 2 and out == ""
     assert "--dry-run" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_unwritable_out_is_refused_before_any_part(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code, out, err = run_cli(capsys, "--dry-run", "--json", "--out", str(blocker / "sub"))
+    assert code == 2 and out == ""
+    assert "--out" in err and "cannot be written" in err and "medsyn bench gpu:" not in err
