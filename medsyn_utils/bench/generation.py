@@ -118,7 +118,8 @@ def gpu_sweep(args: argparse.Namespace, *, shape: dict[str, int] | None = None,
     """Decode speed of a 7B-shaped Llama (random bf16 weights) against the bandwidth bound.
 
     ``shape`` (LlamaConfig sizes) and ``device`` let ``medsyn bench gpu --dry-run`` run the same
-    sweep with a tiny model on CPU (``args.bandwidth_gbs`` then gives the bound).
+    sweep with a tiny model on CPU (``args.bandwidth_gbs`` then gives the bound). Long because
+    building the model, timing each batch and its bound are one measurement.
     """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
