@@ -25,6 +25,12 @@ GPU_BANDWIDTH_GBS = {"H200": 4800.0, "H100 SXM": 3350.0, "H100 PCIe": 2000.0, "H
                      "L40S": 864.0, "L4": 300.0, "A10G": 600.0, "RTX 4090": 1008.0}
 
 
+# The sweep's model: Llama-2-7B sizes (random weights, so no download).
+SWEEP_SHAPE = {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008,
+               "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
+               "max_position_embeddings": 4096}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help="model to time (a tiny model folder runs in seconds)")
@@ -107,12 +113,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def gpu_sweep(args: argparse.Namespace) -> dict[str, Any]:
-    """Decode speed of a 7B-shaped Llama (random bf16 weights) against the bandwidth bound."""
+def gpu_sweep(args: argparse.Namespace, *, shape: dict[str, int] | None = None,
+              device: str = "cuda") -> dict[str, Any]:
+    """Decode speed of a 7B-shaped Llama (random bf16 weights) against the bandwidth bound.
+
+    ``shape`` (LlamaConfig sizes) and ``device`` let ``medsyn bench gpu --dry-run`` run the same
+    sweep with a tiny model on CPU (``args.bandwidth_gbs`` then gives the bound). Long because
+    building the model, timing each batch and its bound are one measurement.
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    if not torch.cuda.is_available():
+    if device == "cuda" and not torch.cuda.is_available():
         raise ParameterError("--gpu-sweep needs a CUDA GPU and none is visible: run it on a GPU "
                              "machine, or drop --gpu-sweep for the CPU benchmark")
     try:
@@ -120,20 +132,17 @@ def gpu_sweep(args: argparse.Namespace) -> dict[str, Any]:
     except ValueError:
         raise ParameterError(f"--sweep-batches {args.sweep_batches!r}: use integers separated "
                              f"by commas, e.g. 1,16,64,256") from None
-    name = torch.cuda.get_device_name(0)
+    name = torch.cuda.get_device_name(0) if device == "cuda" else device
     bandwidth = args.bandwidth_gbs or next(
         (value for key, value in GPU_BANDWIDTH_GBS.items() if key in name), 0.0)
     if not bandwidth:
         raise ParameterError(f"no known bandwidth for GPU {name!r}: pass --bandwidth-gbs")
-    config = LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008,
-                         num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
-                         max_position_embeddings=4096, bos_token_id=1, eos_token_id=2,
-                         pad_token_id=0)
+    config = LlamaConfig(**(shape or SWEEP_SHAPE), bos_token_id=1, eos_token_id=2, pad_token_id=0)
     torch.manual_seed(0)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.bfloat16)
     try:
-        with torch.device("cuda"):
+        with torch.device(device):
             model = LlamaForCausalLM(config)
     finally:
         torch.set_default_dtype(previous)
@@ -142,17 +151,18 @@ def gpu_sweep(args: argparse.Namespace) -> dict[str, Any]:
     head_dim = config.hidden_size // config.num_attention_heads
     kv_per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * 2
     prompt_len, new = args.sweep_prompt_tokens, args.sweep_new_tokens
-    gen = torch.Generator(device="cuda").manual_seed(0)
+    gen = torch.Generator(device=device).manual_seed(0)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def timed(batch: int, tokens: int) -> float:
-        ids = torch.randint(3, config.vocab_size, (batch, prompt_len), device="cuda", generator=gen)
+        ids = torch.randint(3, config.vocab_size, (batch, prompt_len), device=device, generator=gen)
         mask = torch.ones_like(ids)
-        torch.cuda.synchronize()
+        sync()
         start = time.perf_counter()
         with torch.inference_mode():
             model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=tokens,
                            min_new_tokens=tokens, do_sample=False, pad_token_id=0)
-        torch.cuda.synchronize()
+        sync()
         return time.perf_counter() - start
 
     rows = []
@@ -162,7 +172,8 @@ def gpu_sweep(args: argparse.Namespace) -> dict[str, Any]:
             prefill = timed(batch, 1)
             total = timed(batch, new)
         except torch.OutOfMemoryError:
-            torch.cuda.empty_cache()
+            if device == "cuda":
+                torch.cuda.empty_cache()
             rows.append({"batch_size": batch, "error": "out of memory"})
             continue
         decode = max(total - prefill, 1e-9)
@@ -175,6 +186,7 @@ def gpu_sweep(args: argparse.Namespace) -> dict[str, Any]:
                      "bound_tokens_per_s": round(bound_tps, 1),
                      "fraction_of_bound": round(decode_tps / bound_tps, 3),
                      "seconds": round(total, 3)})
-    return {"gpu": name, "model": "7B-shaped Llama, random weights, bfloat16",
+    shaped = "7B-shaped" if shape is None else f"{weight_bytes / 2e9:.3g}B-parameter"
+    return {"gpu": name, "model": f"{shaped} Llama, random weights, bfloat16",
             "weight_gb": round(weight_bytes / 1e9, 2), "bandwidth_gbs": bandwidth,
             "prompt_tokens": prompt_len, "new_tokens": new, "rows": rows}
