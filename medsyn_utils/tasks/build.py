@@ -30,7 +30,7 @@ from medsyn_utils.tasks import targets as target_sampling
 from medsyn_utils.tasks.examples import build_example_store
 from medsyn_utils.tasks.prompts import load_templates, parse_mix
 from medsyn_utils.tasks.symptoms import DEFAULT_EXCLUDED_SYMPTOMS, PriorTable, build_prior_table
-from medsyn_utils.tasks.table import text_or
+from medsyn_utils.tasks.table import EXAMPLE_COLUMNS, text_or
 
 STAGE = "02_prompt_construction"
 DEFAULT_MIX: dict[str, float] = {"symptoms+example": 0.5, "symptoms": 0.4, "code": 0.1}
@@ -163,25 +163,12 @@ def build_task_table(n: int, seed: int, **options: Any) -> pd.DataFrame:
     kinds, variants = _prompt_pairs(mix, n, rng_kinds)
     icd10, symptoms, has = _draw_symptoms(prior, targets, task_target, patients, opts,
                                           rng_units, rng_symptoms)
-    fallback = np.flatnonzero(~has & np.isin(kinds, SYMPTOM_KINDS))
-    if len(fallback):
-        code_variants = templates.variants("code") if "code" in templates.texts else []
-        if not code_variants:
-            raise ParameterError("on_missing_symptoms='fallback' needs a 'code' kind in the "
-                                 "template catalogue")
-        kinds[fallback] = "code"
-        variants[fallback] = code_variants[0]
+    _fall_back_to_code(templates, kinds, variants, ~has & np.isin(kinds, SYMPTOM_KINDS))
 
     # style examples: drawn for every task, kept where the prompt uses one
     categories = [code[:3] for code in icd10]
     examples = store.sample(categories, rng_examples, templates.fallback_example)
-    uses_example = (kinds == "symptoms+example").tolist()
-    example_columns = {
-        name: pd.Series([text_or(v, "") or None if use else None
-                         for v, use in zip(examples[name].to_numpy(object), uses_example)],
-                        dtype=object)
-        for name in ("example_visit_id", "example_text", "example_source")
-    }
+    example_columns = _kept_examples(examples, kinds == "symptoms+example")
     for i in np.flatnonzero(kinds == "code"):
         symptoms[i] = []
 
@@ -208,6 +195,29 @@ def build_task_table(n: int, seed: int, **options: Any) -> pd.DataFrame:
     frame["completion_prompt"] = [r["completion"] for r in rendered]
     frame["seed"] = np.full(n, seed, dtype=np.int64)
     return frame[list(TASK_COLUMNS)]
+
+
+def _fall_back_to_code(templates, kinds: np.ndarray, variants: np.ndarray,
+                       rows: np.ndarray) -> None:
+    """Tasks of a code without symptoms get the code prompt (on_missing_symptoms='fallback')."""
+    fallback = np.flatnonzero(rows)
+    if len(fallback):
+        code_variants = templates.variants("code") if "code" in templates.texts else []
+        if not code_variants:
+            raise ParameterError("on_missing_symptoms='fallback' needs a 'code' kind in the "
+                                 "template catalogue")
+        kinds[fallback] = "code"
+        variants[fallback] = code_variants[0]
+
+
+def _kept_examples(examples: pd.DataFrame, used: np.ndarray) -> dict[str, pd.Series]:
+    """The example columns, empty (None) where the task's prompt uses no example."""
+    return {
+        name: pd.Series([text_or(v, "") or None if use else None
+                         for v, use in zip(examples[name].to_numpy(object), used.tolist())],
+                        dtype=object)
+        for name in EXAMPLE_COLUMNS
+    }
 
 
 def _target_list(kg, opts: TaskOptions, selection: str) -> list[str]:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from medsyn_utils.core.errors import CodeError, ParameterError
+from medsyn_utils.kg.sources import normalize_symptom
 
 SOURCES_ALL: tuple[str, ...] = ("medsyn_tfidf", "medsyn_list", "wikimed", "hsdn", "rumedprime_train")
 DEFAULT_SOURCES: tuple[str, ...] = SOURCES_ALL
@@ -310,15 +311,9 @@ def prior_table_from_lists(units: Mapping[str, Mapping[str, float | None]],
                      names, mixed, ("custom",), "rollup")
 
 
-def build_prior_table(kg, targets: Sequence[str], sources: Sequence[str] | None = None,
-                      scope: str = "leader", mixed: str = "weighted_only",
-                      exclude: Sequence[str] = DEFAULT_EXCLUDED_SYMPTOMS) -> PriorTable:
-    """Precompute the symptom arrays of ``targets`` (resolved codes) once; cached per arguments.
-
-    See the module docstring for ``sources``, ``scope`` and ``mixed``.
-    """
-    from medsyn_utils.kg.graph import normalize_symptom
-
+def _check_prior_options(sources: Sequence[str] | None, scope: str, mixed: str
+                         ) -> tuple[str, ...]:
+    """The symptom sources as a tuple; a one-line error for an unknown source, scope or policy."""
     sources = tuple(DEFAULT_SOURCES if sources is None else sources)
     unknown = [s for s in sources if s not in SOURCES_ALL]
     if unknown or not sources:
@@ -329,6 +324,38 @@ def build_prior_table(kg, targets: Sequence[str], sources: Sequence[str] | None 
     if mixed not in MIXED_POLICIES:
         raise ParameterError(f"mixed_weights={mixed!r} is unknown: use one of "
                              f"{', '.join(MIXED_POLICIES)}")
+    return sources
+
+
+def _code_symptoms(kg, codes: Sequence[str], wanted: set[str], excluded: frozenset[str],
+                   synonym_names: set[str]) -> dict[str, dict[str, dict[str, float]]]:
+    """``code → symptom → source → weight`` of each code's own edges from the wanted sources.
+
+    Adds to ``synonym_names`` every symptom named by a weighted (translated) source.
+    """
+    per_code: dict[str, dict[str, dict[str, float]]] = {}
+    for code in codes:
+        found: dict[str, dict[str, float]] = {}
+        for symptom, source, weight in _symptom_edges(kg, kg.codes[code]):
+            if source in WEIGHT_ORDER:
+                synonym_names.add(symptom)
+            if source not in wanted or symptom in excluded:
+                continue
+            cell = found.setdefault(symptom, {})
+            cell[source] = max(weight, cell.get(source, -np.inf))
+        if found:
+            per_code[code] = found
+    return per_code
+
+
+def build_prior_table(kg, targets: Sequence[str], sources: Sequence[str] | None = None,
+                      scope: str = "leader", mixed: str = "weighted_only",
+                      exclude: Sequence[str] = DEFAULT_EXCLUDED_SYMPTOMS) -> PriorTable:
+    """Precompute the symptom arrays of ``targets`` (resolved codes) once; cached per arguments.
+
+    See the module docstring for ``sources``, ``scope`` and ``mixed``.
+    """
+    sources = _check_prior_options(sources, scope, mixed)
     targets = tuple(targets)
     excluded = frozenset(normalize_symptom(s) for s in exclude)
     meta = kg.graph.graph
@@ -345,18 +372,7 @@ def build_prior_table(kg, targets: Sequence[str], sources: Sequence[str] | None 
     for t_index, target in enumerate(targets):
         node = kg.codes[target]
         subtree = [target, *kg.descendants(target)]
-        per_code: dict[str, dict[str, dict[str, float]]] = {}
-        for code in subtree:
-            found: dict[str, dict[str, float]] = {}
-            for symptom, source, weight in _symptom_edges(kg, kg.codes[code]):
-                if source in WEIGHT_ORDER:
-                    synonym_names.add(symptom)
-                if source not in wanted or symptom in excluded:
-                    continue
-                cell = found.setdefault(symptom, {})
-                cell[source] = max(weight, cell.get(source, -np.inf))
-            if found:
-                per_code[code] = found
+        per_code = _code_symptoms(kg, subtree, wanted, excluded, synonym_names)
         if scope == "leader" and node[0] == "category":
             groups = [(code, [code]) for code in subtree if code in per_code]
         else:
