@@ -183,3 +183,19 @@ def test_cli(tmp_path, capsys, data_dir):
     params.write_text("ift:\n  colour: blue\n")
     assert main(["ift", "export", "--out", str(tmp_path / "y.jsonl"), "--params", str(params)]) == 2
     assert "unknown IFT option" in capsys.readouterr().err
+
+
+def test_cli_synthetic_export_checks_the_binding(tmp_path, capsys, data_dir):
+    visits = [None, None]
+    tasks = _synthetic_run(tmp_path / "run", visits)
+    scored = _scored(tmp_path / "run", ["Кашель.", "Насморк."], [True, True], visits)
+    assert main(["ift", "export", "--out", str(tmp_path / "ok.jsonl"), "--scored-path",
+                 str(scored)]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert counts["records_synthetic"] == 2 and counts["records_symptoms_to_note"] > 0
+    tasks.assign(user_prompt=["другой", "промпт"]).to_parquet(tmp_path / "run" / "tasks.parquet")
+    assert main(["ift", "export", "--out", str(tmp_path / "bad.jsonl"), "--scored-path",
+                 str(scored)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "written for other tasks" in err and "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "bad.jsonl").exists()
