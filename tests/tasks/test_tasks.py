@@ -146,6 +146,8 @@ def test_parquet_and_csv_read_back_equal(tmp_path, table):
     from_parquet = task_files.load_task_table(tmp_path / "tasks.parquet")
     from_csv = task_files.load_task_table(tmp_path / "tasks.csv")
     pd.testing.assert_frame_equal(from_parquet, from_csv)
+    from medsyn_utils.core.artefacts import task_fingerprints
+    assert task_fingerprints(from_parquet) == task_fingerprints(from_csv)  # notes bind either way
     assert from_parquet["symptoms"].tolist() == table["symptoms"].tolist()
     assert from_parquet["example_visit_id"].tolist() == table["example_visit_id"].tolist()
     header = (tmp_path / "tasks.csv").read_text(encoding="utf-8").splitlines()[0]
@@ -250,3 +252,19 @@ def test_task_table_bytes_unchanged_since_before_the_split(tmp_path, data_dir):
     assert _cli(["tasks", "--n", "200", "--seed", "0", "--out", str(tmp_path)]) == 0
     for name, digest in PINNED_N200_SEED0.items():
         assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == digest, name
+
+
+@pytest.mark.parametrize("name,content,pattern", [
+    ("empty.csv", b"", "is empty"),
+    ("header.csv", b"task_id,user_prompt,symptoms\n", "has no tasks"),
+    ("latin1.csv", "task_id,user_prompt\nt1,жалобы\n".encode("cp1251"), "not UTF-8"),
+    ("ages.csv", b"task_id,age\nt1,old\n", "task table .*ages.csv"),
+    ("table.xlsx", b"x", "unknown format"),
+])
+def test_one_reader_bad_files_are_one_line_errors(tmp_path, name, content, pattern):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(InputTableError, match=pattern) as raised:
+        task_files.load_task_table(tmp_path / name)
+    assert "\n" not in str(raised.value)
+    with pytest.raises(InputTableError, match="does not exist"):
+        task_files.load_task_table(tmp_path / "nowhere")
