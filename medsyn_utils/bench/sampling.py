@@ -16,7 +16,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from medsyn_utils.tasks import sampling
+from medsyn_utils.tasks import patients as patient_sampling
+from medsyn_utils.tasks import symptoms as symptom_priors
+from medsyn_utils.tasks import targets as target_sampling
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-vectorized", type=int, default=20000,
                         help="tasks drawn by the vectorised sampler")
@@ -25,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=10.0, help="T of softmax(w / T)")
 
 
-def _loop_tables(prior: sampling.PriorTable, population: sampling.Population,
+def _loop_tables(prior: symptom_priors.PriorTable, population: patient_sampling.Population,
                  frequencies: np.ndarray, sexes: np.ndarray
                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The same priors laid out as the original sampler kept them: string lists in a table."""
@@ -57,7 +59,7 @@ def _loop(n: int, rng: np.random.Generator, diseases: pd.DataFrame, codes: pd.Da
     # per sex: the general codes and that sex's codes, renormalised (as the original prepared
     # its per-gender code lists once)
     pools = {}
-    for sex in sampling.SEXES:
+    for sex in patient_sampling.SEXES:
         own = codes[(codes["gender"] == "") | (codes["gender"] == sex)]
         pools[sex] = (own["code"], own["probs"] / own["probs"].sum())
     for _ in range(n):
@@ -86,11 +88,11 @@ def _loop(n: int, rng: np.random.Generator, diseases: pd.DataFrame, codes: pd.Da
     return out
 
 
-def _vectorised(n: int, rng: np.random.Generator, prior: sampling.PriorTable,
-                population: sampling.Population, frequencies: np.ndarray, sexes: np.ndarray,
+def _vectorised(n: int, rng: np.random.Generator, prior: symptom_priors.PriorTable,
+                population: patient_sampling.Population, frequencies: np.ndarray, sexes: np.ndarray,
                 k_min: int, k_max: int, temperature: float) -> pd.DataFrame:
-    patients = sampling.sample_patients(rng, n, population)
-    target = sampling.sample_codes_by_frequency(rng, patients["sex"].to_numpy(object),
+    patients = patient_sampling.sample_patients(rng, n, population)
+    target = target_sampling.sample_codes_by_frequency(rng, patients["sex"].to_numpy(object),
                                                 frequencies, sexes, None)
     units = prior.choose_units(target, rng, k_min, patients["sex"].to_numpy(object))
     slots, _ = prior.sample_symptoms(units, rng, k_min, k_max, temperature)
@@ -104,12 +106,12 @@ def run(args: argparse.Namespace) -> dict:
     from medsyn_utils.kg.graph import load_graph
 
     kg = load_graph()
-    targets = sampling.universe(kg, "rumedtop3")
-    prior = sampling.build_prior_table(kg, targets)
-    population = sampling.load_population(9)
-    frequencies = sampling.code_frequencies(kg, targets)
+    targets = target_sampling.universe(kg, "rumedtop3")
+    prior = symptom_priors.build_prior_table(kg, targets)
+    population = patient_sampling.load_population(9)
+    frequencies = target_sampling.code_frequencies(kg, targets)
     # Both samplers draw a code by frequency among the general codes and the patient's sex's.
-    sexes = sampling.code_sexes(kg, targets)
+    sexes = target_sampling.code_sexes(kg, targets)
     diseases, codes, cells = _loop_tables(prior, population, frequencies, sexes)
     k_min, k_max, temperature = 2, 5, float(args.temperature)
 

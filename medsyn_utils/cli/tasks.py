@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+
+from medsyn_utils.core.data import use_data_dir
 from medsyn_utils.core.errors import ParameterError
-from medsyn_utils.tasks.table import NOTEBOOK_ONLY, STAGE, build_task_table, load_params, parse_options, task_data_files, task_summary, write_task_table
+from medsyn_utils.core.provenance import write_stage_record
+from medsyn_utils.tasks.build import (NOTEBOOK_ONLY, STAGE, build_task_table, load_params,
+                                      parse_options, task_data_files)
+from medsyn_utils.tasks.table import write_task_table
+from medsyn_utils.tasks.views import task_summary
 
 
 def _cli(args: argparse.Namespace) -> int:
-    from medsyn_utils.core.provenance import write_stage_record
-
-    from medsyn_utils.core.data import use_data_dir
-
     options = load_params(args.params)
     n = args.n if args.n is not None else options.get("n")
     seed = args.seed if args.seed is not None else options.get("seed")

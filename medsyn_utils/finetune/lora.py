@@ -166,24 +166,6 @@ def finetune(base_model: str, records: Sequence[dict], out_dir: str | Path,
     return FinetuneResult(adapter_dir, log, seconds, len(examples), trainable)
 
 
-def plot_loss(log: list[dict], path: str | Path | None = None):
-    """Training loss per step (PNG and PDF when ``path`` is given)."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    steps = [entry.get("step", i + 1) for i, entry in enumerate(log)]
-    ax.plot(steps, [entry["loss"] for entry in log], marker="o", ms=3)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss")
-    ax.set_title("LoRA fine-tuning")
-    fig.tight_layout()
-    if path is not None:
-        path = Path(path)
-        fig.savefig(path.with_suffix(".png"), dpi=120)
-        fig.savefig(path.with_suffix(".pdf"))
-    return fig
-
-
 def read_records(path: str | Path, limit: int = 0) -> list[dict]:
     """IFT records from a JSONL file (the first ``limit`` when > 0)."""
     records = []
@@ -194,46 +176,3 @@ def read_records(path: str | Path, limit: int = 0) -> list[dict]:
                 if limit and len(records) >= limit:
                     break
     return records
-
-
-def compare_base_and_tuned(base_model: str, adapter_dir: str | Path, out_dir: str | Path, *,
-                           n_tasks: int = 4, seed: int = 1, max_new_tokens: int = 64,
-                           batch_size: int = 4, encoder: str = "embedded:multilingual-e5-small",
-                           layer: int = 9, recall_threshold: float = 0.65,
-                           precision_threshold: float = 0.7, device: str = "auto",
-                           task_options: dict | None = None):
-    """Generate a held-out slice of tasks with the base and the fine-tuned model and score both.
-
-    The tasks are drawn with their own ``seed`` (not the one the training data came from). Returns
-    ``(summary, scored)``: mean scores and pass rate per model, and the scored notes.
-    """
-    import pandas as pd
-
-    from medsyn_utils.generate import generation
-
-    from medsyn_utils.score import scoring
-
-    from medsyn_utils.tasks import table as tasks
-    out_dir = Path(out_dir)
-    table = tasks.build_task_table(n_tasks, seed, **(task_options or {}))
-    tasks_path = out_dir / "eval_tasks.parquet"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(tasks_path, index=False)
-    scorer = scoring.NoteScorer(encoder, layer)
-    scored = []
-    for label, adapter in (("base", None), ("fine-tuned", str(adapter_dir))):
-        store_path = out_dir / f"eval_{label}.jsonl"
-        generation.generate_store(table, store_path, model=base_model, adapter=adapter,
-                                  batch_size=batch_size, max_new_tokens=max_new_tokens,
-                                  temperature=0.0, seed=seed, device=device, progress=False)
-        published = scoring.read_scoring_input(store_path, tasks_path)
-        frame = scoring.score_table(published, scorer, recall_threshold=recall_threshold,
-                                    precision_threshold=precision_threshold, progress=False)
-        scored.append(frame.assign(model=label))
-    scored_all = pd.concat(scored, ignore_index=True)
-    summary = (scored_all.groupby("model", sort=False)
-               .agg(notes=("response", "size"), symptoms_recall=("symptoms_recall", "mean"),
-                    anamnesis_precision=("anamnesis_precision", "mean"),
-                    passed=("passed_filter", "mean"))
-               .reset_index())
-    return summary, scored_all

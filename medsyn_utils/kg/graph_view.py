@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import networkx as nx
 import pandas as pd
 
-from medsyn_utils.kg.graph import SYMPTOM_SOURCES, KnowledgeGraph
+from medsyn_utils.kg.graph import KnowledgeGraph
 
 NODE_COLOURS = {"chapter": "#6a3d9a", "block": "#cab2d6", "category": "#1f78b4",
                 "code": "#a6cee3", "symptom": "#33a02c"}
@@ -101,8 +101,3 @@ def explorer(kg: KnowledgeGraph, codes: list[str] | None = None, top_k: int = 15
     rollup.observe(show, names="value")
     show()
     return widgets.VBox([widgets.HBox([picker, rollup]), output])
-
-
-def source_table() -> pd.DataFrame:
-    """The symptom sources with a description each (for the notebook's legend)."""
-    return pd.DataFrame(list(SYMPTOM_SOURCES.items()), columns=["source", "description"])

@@ -266,8 +266,3 @@ def parse_mix(mix: Mapping[str, float] | Sequence[str], templates: PromptTemplat
     if sum(out.values()) <= 0:
         raise ParameterError("prompt_mix weights are all zero: give at least one kind a weight")
     return {pair: w for pair, w in out.items() if w > 0}
-
-
-def chat_messages(system: str, user: str) -> list[dict[str, str]]:
-    """The chat form of a prompt, ready for ``tokenizer.apply_chat_template``."""
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]

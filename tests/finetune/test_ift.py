@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from medsyn_utils.core import corpus
+from medsyn_utils.core import artefacts, corpus
 
 from medsyn_utils.finetune import ift
 from medsyn_utils.cli.app import main
@@ -69,22 +69,95 @@ def test_halves_join_back():
     assert first.endswith(".")
 
 
+def _synthetic_run(folder, example_visits, *, fingerprints="match"):
+    """A run folder with a task table, a generation store carrying task fingerprints (built by
+    hand, as the generation stage writes them) and a scored table of the same notes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(example_visits)
+    tasks = pd.DataFrame({
+        "task_id": [f"t{i + 1}" for i in range(n)], "icd10": ["J06.9"] * n,
+        "symptoms": [["кашель", f"симптом {i}"] for i in range(n)],
+        "example_visit_id": list(example_visits),
+        "example_text": [None if v is None else f"пример {v}" for v in example_visits],
+        "system_prompt": ["Ты врач."] * n, "user_prompt": [f"Напиши жалобы {i}" for i in range(n)],
+        "completion_prompt": [f"Пациент {i}." for i in range(n)],
+    })
+    tasks.to_parquet(folder / "tasks.parquet")
+    expected = artefacts.task_fingerprints(tasks)
+    store = []
+    for task_id, fingerprint in expected.items():
+        record = {"task_id": task_id, "response": "…", "finish_reason": "stop"}
+        if fingerprints == "match":
+            record["task_fingerprint"] = fingerprint
+        elif fingerprints == "other":
+            record["task_fingerprint"] = "0" * 16
+        store.append(json.dumps(record, ensure_ascii=False))
+    (folder / "generations.jsonl").write_text("\n".join(store) + "\n", encoding="utf-8")
+    return tasks
+
+
+def _scored(folder, responses, passed, example_visits):
+    scored = pd.DataFrame({
+        "idx": [f"t{i + 1}" for i in range(len(responses))],
+        "prompt": ["Напиши жалобы: кашель"] * len(responses),
+        "response": responses, "passed_filter": passed, "example_visit_id": example_visits,
+    })
+    scored.to_parquet(folder / "scored.parquet")
+    return folder / "scored.parquet"
+
+
+def _synthetic_options(path, **extra):
+    return ift.IftOptions(types=("synthetic",), scored_path=str(path), **extra)
+
+
 def test_synthetic_records_keep_only_passing_notes_without_leakage(tmp_path, data_dir):
     dev_visit = corpus.load_rumedtop3("dev")["idx"].iloc[0]
     train_visit = corpus.load_rumedtop3("train")["idx"].iloc[0]
-    scored = pd.DataFrame({
-        "idx": ["t1", "t2", "t3", "t4"],
-        "prompt": ["Напиши жалобы: кашель"] * 4,
-        "response": ["Кашель три дня.", "Плохая заметка", "Утечка из dev", ""],
-        "passed_filter": [True, False, True, True],
-        "example_visit_id": [train_visit, train_visit, dev_visit, None],
-    })
-    path = tmp_path / "scored.parquet"
-    scored.to_parquet(path)
-    frame, summary = ift.build_records(ift.IftOptions(types=("synthetic",), scored_path=str(path)))
+    visits = [train_visit, train_visit, dev_visit, None]
+    _synthetic_run(tmp_path, visits)
+    path = _scored(tmp_path, ["Кашель три дня.", "Плохая заметка", "Утечка из dev", ""],
+                   [True, False, True, True], visits)
+    frame, summary = ift.build_records(_synthetic_options(path))
     assert list(frame["output"]) == ["Кашель три дня."]
     assert summary["synthetic_failed_filter"] == 1
     assert summary["synthetic_leakage_excluded"] == 1
+    assert ift.export_visit_ids(frame) == [train_visit]  # the style example, for the card
+
+
+def test_synthetic_notes_of_other_tasks_are_refused(tmp_path, data_dir):
+    visits = [None, None]
+    tasks = _synthetic_run(tmp_path / "run", visits)
+    path = _scored(tmp_path / "run", ["Кашель.", "Насморк."], [True, True], visits)
+    assert len(ift.build_records(_synthetic_options(path))[0]) == 2
+    changed = tasks.assign(symptoms=[["кашель"], ["насморк"]])  # the table was rebuilt since
+    changed.to_parquet(tmp_path / "other_tasks.parquet")
+    with pytest.raises(InputTableError, match="written for other tasks") as raised:
+        ift.build_records(_synthetic_options(path, tasks_path=str(tmp_path / "other_tasks.parquet")))
+    assert "\n" not in str(raised.value)
+    _synthetic_run(tmp_path / "stale", visits, fingerprints="other")
+    stale = _scored(tmp_path / "stale", ["Кашель.", "Насморк."], [True, True], visits)
+    with pytest.raises(InputTableError, match="written for other tasks"):
+        ift.build_records(_synthetic_options(stale))
+    _synthetic_run(tmp_path / "unbound", visits, fingerprints="none")  # store from before
+    unbound = _scored(tmp_path / "unbound", ["Кашель.", "Насморк."], [True, True], visits)
+    with pytest.raises(InputTableError, match="written for other tasks"):
+        ift.build_records(_synthetic_options(unbound))
+    tasks.iloc[:1].to_parquet(tmp_path / "one_task.parquet")
+    with pytest.raises(InputTableError, match="missing from the task table"):
+        ift.build_records(_synthetic_options(path, tasks_path=str(tmp_path / "one_task.parquet")))
+
+
+def test_synthetic_notes_need_their_task_table_and_store(tmp_path, data_dir):
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    path = _scored(lone, ["Кашель."], [True], [None])
+    with pytest.raises(artefacts.MissingInputError, match="no tasks.parquet .* tasks stage"):
+        ift.build_records(_synthetic_options(path))
+    _synthetic_run(tmp_path / "nostore", [None])
+    (tmp_path / "nostore" / "generations.jsonl").unlink()
+    path = _scored(tmp_path / "nostore", ["Кашель."], [True], [None])
+    with pytest.raises(artefacts.MissingInputError, match="no generations.jsonl .* generation"):
+        ift.build_records(_synthetic_options(path))
 
 
 def test_bad_options(tmp_path):
@@ -94,6 +167,10 @@ def test_bad_options(tmp_path):
         ift.build_records(ift.IftOptions(splits=("validation",)))
     with pytest.raises(InputTableError, match="not found"):
         ift.build_records(ift.IftOptions(types=("synthetic",), scored_path=str(tmp_path / "x.csv")))
+    with pytest.raises(ParameterError, match="'synthetic' needs scored_path"):
+        ift.build_records(ift.IftOptions(types=ift.TYPES))
+    with pytest.raises(ParameterError, match="leaves out 'synthetic'"):
+        ift.build_records(ift.IftOptions(scored_path=str(tmp_path / "x.csv")))
 
 
 def test_cli(tmp_path, capsys, data_dir):
@@ -106,3 +183,19 @@ def test_cli(tmp_path, capsys, data_dir):
     params.write_text("ift:\n  colour: blue\n")
     assert main(["ift", "export", "--out", str(tmp_path / "y.jsonl"), "--params", str(params)]) == 2
     assert "unknown IFT option" in capsys.readouterr().err
+
+
+def test_cli_synthetic_export_checks_the_binding(tmp_path, capsys, data_dir):
+    visits = [None, None]
+    tasks = _synthetic_run(tmp_path / "run", visits)
+    scored = _scored(tmp_path / "run", ["Кашель.", "Насморк."], [True, True], visits)
+    assert main(["ift", "export", "--out", str(tmp_path / "ok.jsonl"), "--scored-path",
+                 str(scored)]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert counts["records_synthetic"] == 2 and counts["records_symptoms_to_note"] > 0
+    tasks.assign(user_prompt=["другой", "промпт"]).to_parquet(tmp_path / "run" / "tasks.parquet")
+    assert main(["ift", "export", "--out", str(tmp_path / "bad.jsonl"), "--scored-path",
+                 str(scored)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "written for other tasks" in err and "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "bad.jsonl").exists()

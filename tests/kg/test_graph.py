@@ -14,7 +14,7 @@ from medsyn_utils.core import corpus
 
 from medsyn_utils.core import data
 
-from medsyn_utils.kg import graph
+from medsyn_utils.kg import graph, sources
 from medsyn_utils.cli.app import main
 from medsyn_utils.core.errors import CodeError
 
@@ -46,7 +46,7 @@ def test_code_lookup_normalises_and_suggests(kg):
 
 
 def _main_proc_weight(code: str, symptom: str) -> float:
-    table = pd.read_csv(data.fetch(graph.MAIN_PROC_FILE), dtype=str)
+    table = pd.read_csv(data.fetch(sources.MAIN_PROC_FILE), dtype=str)
     row = table[table["icd_10"] == code].iloc[0]
     pairs = zip(ast.literal_eval(row["symptoms_ru"]), ast.literal_eval(row["sympotoms_tf_idfs"]))
     return max(float(w) for s, w in pairs if graph.normalize_symptom(s) == symptom)
@@ -138,7 +138,7 @@ def test_cache_is_keyed_by_input_checksums(tmp_path, monkeypatch, data_dir):
     assert time.perf_counter() - started < 30  # generous: the point is it loads, not timing
     original = graph.checksums
     monkeypatch.setattr(graph, "checksums", lambda names=None: {
-        n: ("0" * 64 if n == graph.MKB_FILE else s) for n, s in original(names).items()})
+        n: ("0" * 64 if n == sources.MKB_FILE else s) for n, s in original(names).items()})
     assert graph.cache_key() != files[0].stem.removeprefix("kg-")
 
 

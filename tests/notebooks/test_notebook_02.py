@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,11 +29,12 @@ def test_notebook_02_writes_tasks_and_metrics(tmp_path, data_dir):
     assert 0 <= metrics["tv_distance_visit_share"] <= 1
     assert record["parameters"]["seed"] == 2 and record["parameters"]["k_max"] == 4
     assert record["artefacts"]["parquet"]["rows"] == 40
-    frame = pd.read_parquet(run / "tasks.parquet")
+    from medsyn_utils.tasks.table import load_task_table
+    frame = load_task_table(run)
     assert len(frame) == 40 and (run / "tasks.csv").is_file()
     # the table is the package's: same options and seed, same tasks
-    from medsyn_utils.tasks import table as tasks
-    again = tasks.build_task_table(40, 2, k_min=2, k_max=4,
+    from medsyn_utils.tasks.build import build_task_table
+    again = build_task_table(40, 2, k_min=2, k_max=4,
                                    prompt_mix={"symptoms+example": 2, "symptoms": 1, "code": 1})
     assert frame["task_id"].tolist() == again["task_id"].tolist()
     assert frame["icd10"].tolist() == again["icd10"].tolist()

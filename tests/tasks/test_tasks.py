@@ -11,7 +11,8 @@ import pytest
 
 from medsyn_utils.core import corpus
 
-from medsyn_utils.tasks import table as tasks
+from medsyn_utils.tasks import build, views
+from medsyn_utils.tasks import table as task_files
 from medsyn_utils.cli import tasks as cli_tasks
 from medsyn_utils.core.errors import CodeError, InputTableError, ParameterError
 from medsyn_utils.core.schema import TASK_COLUMNS
@@ -25,7 +26,7 @@ def kg(data_dir):
 
 @pytest.fixture(scope="module")
 def table(data_dir):
-    return tasks.build_task_table(600, 3)
+    return build.build_task_table(600, 3)
 
 
 def _cli(argv: list[str]) -> int:
@@ -80,13 +81,13 @@ def test_examples_are_train_visits_by_default(table):
 
 
 def test_dev_examples_only_when_asked(data_dir):
-    frame = tasks.build_task_table(80, 0, prompt_mix={"symptoms+example": 1}, splits=["dev"])
+    frame = build.build_task_table(80, 0, prompt_mix={"symptoms+example": 1}, splits=["dev"])
     dev = set(corpus.load_rumedtop3("dev")["idx"])
     assert set(frame["example_visit_id"].dropna()) <= dev
 
 
 def test_template_fallback_is_recorded(data_dir):
-    frame = tasks.build_task_table(10, 0, codes=["I63"], prompt_mix={"symptoms+example": 1})
+    frame = build.build_task_table(10, 0, codes=["I63"], prompt_mix={"symptoms+example": 1})
     assert (frame["example_source"] == "template").all()
     assert frame["example_visit_id"].isna().all()
     from medsyn_utils.tasks.prompts import load_templates
@@ -97,35 +98,35 @@ def test_template_fallback_is_recorded(data_dir):
 
 def test_sex_specific_codes_never_for_the_other_sex(kg, data_dir):
     for selection in ("frequency", "allocation"):
-        frame = tasks.build_task_table(3000, 5, code_selection=selection)
+        frame = build.build_task_table(3000, 5, code_selection=selection)
         sex = frame["icd10"].map(lambda c: kg.sex(c) or "")
         specific = frame[sex != ""]
         assert len(specific) > 0
         assert (specific["sex"] == sex[sex != ""]).all(), selection
-    listed = tasks.build_task_table(40, 1, codes=["N40", "N76", "J06"], counts=[10, 10, 20])
+    listed = build.build_task_table(40, 1, codes=["N40", "N76", "J06"], counts=[10, 10, 20])
     assert (listed.loc[listed["category"] == "N40", "sex"] == "male").all()
     assert (listed.loc[listed["category"] == "N76", "sex"] == "female").all()
     assert listed["category"].value_counts().to_dict() == {"J06": 20, "N40": 10, "N76": 10}
 
 
 def test_list_allocation_and_frequency(kg, data_dir):
-    even = tasks.build_task_table(7, 0, codes=["J06", "I10.0" if "I10.0" in kg.codes else "I10"])
+    even = build.build_task_table(7, 0, codes=["J06", "I10.0" if "I10.0" in kg.codes else "I10"])
     assert sorted(even["category"].value_counts().tolist()) == [3, 4]
-    allocated = tasks.build_task_table(1000, 0, code_selection="allocation")
+    allocated = build.build_task_table(1000, 0, code_selection="allocation")
     assert allocated["category"].nunique() > 90  # damped counts: nearly every category appears
-    by_frequency = tasks.build_task_table(1000, 0, code_selection="frequency")
+    by_frequency = build.build_task_table(1000, 0, code_selection="frequency")
     assert by_frequency["category"].value_counts().index[0] == "J06"  # the most frequent category
-    sub = tasks.build_task_table(5, 0, codes=["J06.9"], prompt_mix={"symptoms": 1})
+    sub = build.build_task_table(5, 0, codes=["J06.9"], prompt_mix={"symptoms": 1})
     assert (sub["icd10"] == "J06.9").all()
 
 
 def test_same_seed_same_table_and_parts_use_their_own_streams(data_dir):
-    a = tasks.build_task_table(120, 11)
-    b = tasks.build_task_table(120, 11)
+    a = build.build_task_table(120, 11)
+    b = build.build_task_table(120, 11)
     pd.testing.assert_frame_equal(a, b)
-    c = tasks.build_task_table(120, 11, prompt_mix={"symptoms": 1})
+    c = build.build_task_table(120, 11, prompt_mix={"symptoms": 1})
     assert (a["icd10"] == c["icd10"]).all() and (a["age"] == c["age"]).all()
-    d = tasks.build_task_table(120, 12)
+    d = build.build_task_table(120, 12)
     assert not a[["icd10", "age"]].equals(d[["icd10", "age"]])
 
 
@@ -136,21 +137,23 @@ def test_cli_twice_identical_files_other_seed_different(tmp_path, data_dir):
         first = (tmp_path / "a" / file).read_bytes()
         assert first == (tmp_path / "b" / file).read_bytes()
         assert first != (tmp_path / "c" / file).read_bytes()
-    record = json.loads((tmp_path / "a" / f"{tasks.STAGE}.json").read_text(encoding="utf-8"))
+    record = json.loads((tmp_path / "a" / f"{build.STAGE}.json").read_text(encoding="utf-8"))
     assert record["metrics"]["n_tasks"] == 150 and record["parameters"]["seed"] == 7
 
 
 def test_parquet_and_csv_read_back_equal(tmp_path, table):
-    tasks.write_task_table(table, tmp_path)
-    from_parquet = tasks.read_task_table(tmp_path / "tasks.parquet")
-    from_csv = tasks.read_task_table(tmp_path / "tasks.csv")
+    task_files.write_task_table(table, tmp_path)
+    from_parquet = task_files.load_task_table(tmp_path / "tasks.parquet")
+    from_csv = task_files.load_task_table(tmp_path / "tasks.csv")
     pd.testing.assert_frame_equal(from_parquet, from_csv)
+    from medsyn_utils.core.artefacts import task_fingerprints
+    assert task_fingerprints(from_parquet) == task_fingerprints(from_csv)  # notes bind either way
     assert from_parquet["symptoms"].tolist() == table["symptoms"].tolist()
     assert from_parquet["example_visit_id"].tolist() == table["example_visit_id"].tolist()
     header = (tmp_path / "tasks.csv").read_text(encoding="utf-8").splitlines()[0]
     assert header.split(",") == list(TASK_COLUMNS)
     with pytest.raises(InputTableError, match="lacks task column"):
-        tasks.write_task_table(table.drop(columns=["symptoms"]), tmp_path / "bad")
+        task_files.write_task_table(table.drop(columns=["symptoms"]), tmp_path / "bad")
 
 
 def test_params_file_with_tasks_mapping(tmp_path, data_dir):
@@ -159,7 +162,7 @@ def test_params_file_with_tasks_mapping(tmp_path, data_dir):
                       "  k_max: 3\n  run_dir: ignored\n  show_per_kind: 1\n"
                       "  prompt_mix: {symptoms: 1}\n", encoding="utf-8")
     assert _cli(["tasks", "--out", str(tmp_path / "run"), "--params", str(params)]) == 0
-    frame = tasks.read_task_table(tmp_path / "run")
+    frame = task_files.load_task_table(tmp_path / "run")
     assert len(frame) == 30 and (frame["seed"] == 4).all()
     assert (frame["symptoms"].map(len) == 3).mean() > 0.9
     params.write_text("tasks:\n  n: 3\n  seed: 0\n  colour: red\n", encoding="utf-8")
@@ -188,31 +191,31 @@ def test_params_file_with_tasks_mapping(tmp_path, data_dir):
 ])
 def test_bad_input_is_one_line_error(n, seed, options, error, pattern, data_dir):
     with pytest.raises(error, match=pattern) as raised:
-        tasks.build_task_table(n, seed, **options)
+        build.build_task_table(n, seed, **options)
     assert "\n" not in str(raised.value)
 
 
 def test_missing_symptoms_fallback_uses_prompt_code(data_dir):
-    frame = tasks.build_task_table(6, 0, codes=["V01", "J06"], on_missing_symptoms="fallback",
+    frame = build.build_task_table(6, 0, codes=["V01", "J06"], on_missing_symptoms="fallback",
                                    prompt_mix={"symptoms": 1})
     v01 = frame[frame["category"] == "V01"]
     assert (v01["prompt_kind"] == "code").all() and v01["symptoms"].map(len).eq(0).all()
     assert (frame.loc[frame["category"] == "J06", "prompt_kind"] == "symptoms").all()
-    only_code = tasks.build_task_table(3, 0, codes=["V01"], prompt_mix={"code": 1})
+    only_code = build.build_task_table(3, 0, codes=["V01"], prompt_mix={"code": 1})
     assert (only_code["prompt_kind"] == "code").all()  # no symptoms needed: no error
 
 
 def test_summary_and_views(table):
-    summary = tasks.task_summary(table)
+    summary = views.task_summary(table)
     assert summary["n_tasks"] == 600 and sum(summary["prompt_kinds"].values()) == 600
-    dist = tasks.code_distribution(table)
+    dist = views.code_distribution(table)
     assert dist["tasks"].sum() == 600 and np.isclose(dist["visit_share"].sum(), 1)
-    demo = tasks.demographic_comparison(table)
+    demo = views.demographic_comparison(table)
     assert set(demo["variable"]) == {"sex", "location", "age_group", "smoking", "marital_status"}
-    shown = tasks.prompt_examples(table, 1)
+    shown = views.prompt_examples(table, 1)
     assert len(shown) == len(shown[["prompt_kind", "prompt_variant"]].drop_duplicates()) == 8
-    assert "--- user ---" in tasks.format_prompt(shown.iloc[0])
-    preview = tasks.resample_preview("N40", 2, 0, codes=["J06"], counts=[3])
+    assert "--- user ---" in views.format_prompt(shown.iloc[0])
+    preview = views.resample_preview("N40", 2, 0, codes=["J06"], counts=[3])
     assert (preview["category"] == "N40").all() and (preview["sex"] == "male").all()
 
 
@@ -222,14 +225,46 @@ def test_lenient_reader_parses_symptom_lists(tmp_path):
     frame.to_csv(tmp_path / "by_pandas.csv", index=False)  # lists as Python text
     (tmp_path / "by_hand.csv").write_text('task_id,user_prompt,symptoms\nt1,a,"[""кашель""]"\n',
                                           encoding="utf-8")
-    assert tasks.load_task_table(tmp_path / "by_pandas.csv")["symptoms"].tolist() == [
+    assert task_files.load_task_table(tmp_path / "by_pandas.csv")["symptoms"].tolist() == [
         ["кашель", "насморк"], []]
-    assert tasks.load_task_table(tmp_path / "by_hand.csv")["symptoms"].tolist() == [["кашель"]]
-    assert tasks.load_task_table(tmp_path / "by_hand.csv")["task_id"].tolist() == ["t1"]
+    assert task_files.load_task_table(tmp_path / "by_hand.csv")["symptoms"].tolist() == [["кашель"]]
+    assert task_files.load_task_table(tmp_path / "by_hand.csv")["task_id"].tolist() == ["t1"]
 
 
 def test_visit_share_distance():
     same = pd.DataFrame({"task_share": [0.5, 0.5], "visit_share": [0.5, 0.5]})
     apart = pd.DataFrame({"task_share": [1.0, 0.0], "visit_share": [0.0, 1.0]})
-    assert tasks.visit_share_distance(same) == 0.0
-    assert tasks.visit_share_distance(apart) == 1.0
+    assert views.visit_share_distance(same) == 0.0
+    assert views.visit_share_distance(apart) == 1.0
+
+
+# sha256 of `medsyn tasks --n 200 --seed 0` on main before the tasks/ split (commit 1f13532):
+# the split into build/table/views/targets/patients/symptoms/examples changed no byte.
+PINNED_N200_SEED0 = {
+    "tasks.csv": "def697c604e2ad86ab147bce5705d89edec238d0d274c73da30a27c162f24c11",
+    "tasks.parquet": "c1283c6860d085b413aa2021359fa380c83f56c458c373f000f7ea146065d6cd",
+}
+
+
+def test_task_table_bytes_unchanged_since_before_the_split(tmp_path, data_dir):
+    import hashlib
+
+    assert _cli(["tasks", "--n", "200", "--seed", "0", "--out", str(tmp_path)]) == 0
+    for name, digest in PINNED_N200_SEED0.items():
+        assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == digest, name
+
+
+@pytest.mark.parametrize("name,content,pattern", [
+    ("empty.csv", b"", "is empty"),
+    ("header.csv", b"task_id,user_prompt,symptoms\n", "has no tasks"),
+    ("latin1.csv", "task_id,user_prompt\nt1,жалобы\n".encode("cp1251"), "not UTF-8"),
+    ("ages.csv", b"task_id,age\nt1,old\n", "task table .*ages.csv"),
+    ("table.xlsx", b"x", "unknown format"),
+])
+def test_one_reader_bad_files_are_one_line_errors(tmp_path, name, content, pattern):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(InputTableError, match=pattern) as raised:
+        task_files.load_task_table(tmp_path / name)
+    assert "\n" not in str(raised.value)
+    with pytest.raises(InputTableError, match="does not exist"):
+        task_files.load_task_table(tmp_path / "nowhere")

@@ -1,20 +1,15 @@
-"""Vectorised priors of the method: target codes, patients, symptoms and style examples.
-
-Everything is precomputed once into compact arrays, then thousands of tasks are drawn at once
-with a ``numpy.random.Generator`` (no pandas query per task):
+"""Symptom priors of the method: which symptoms a task's code draws, and how likely each is.
 
 * :class:`PriorTable` — one row per *sampling unit* (a code whose symptoms are drawn together),
   padded symptom ids and weights; symptoms are drawn without replacement with probabilities
   ``softmax(w / T)`` by the Gumbel-top-k trick, which gives exactly the distribution of
   successive weighted draws without replacement (``numpy.random.choice(replace=False, p=...)``).
-* :class:`Population` — the 2022 Russian age–sex–urban pyramid and marriages by age group, for
-  location, sex, age (≥ ``min_age``), marital status and smoking.
-* :class:`ExampleStore` — real notes of each three-character category (train visits by default),
-  for style examples drawn with replacement, with a neutral template where a category has none.
+  Everything is precomputed once into compact arrays, then thousands of tasks are drawn at once
+  with a ``numpy.random.Generator`` (no pandas query per task).
 
 Symptom sources and weights
 ---------------------------
-Symptoms come from the knowledge graph (:mod:`medsyn_utils.graph`); ``sources`` chooses which of
+Symptoms come from the knowledge graph (:mod:`medsyn_utils.kg.graph`); ``sources`` chooses which of
 its symptom sources are used (default: all five, :data:`DEFAULT_SOURCES`). A symptom's weight is
 its TF-IDF from the MedSyn table, else from HSDN (the largest over the codes of a unit), exactly as
 :meth:`KnowledgeGraph.symptoms` reports it; the other sources carry no weight. A unit whose symptoms
@@ -36,14 +31,13 @@ target (``J06.9``) always draws from its own roll-up.
 from __future__ import annotations
 
 import math
-import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
-from medsyn_utils.core.errors import CodeError, DataError, ParameterError
+from medsyn_utils.core.errors import CodeError, ParameterError
+from medsyn_utils.kg.sources import normalize_symptom
 
 SOURCES_ALL: tuple[str, ...] = ("medsyn_tfidf", "medsyn_list", "wikimed", "hsdn", "rumedprime_train")
 DEFAULT_SOURCES: tuple[str, ...] = SOURCES_ALL
@@ -53,38 +47,6 @@ SCOPES: tuple[str, ...] = ("leader", "rollup")
 # Placeholder "symptoms" of the MedSyn table that the authors' sampler skipped as well.
 DEFAULT_EXCLUDED_SYMPTOMS: tuple[str, ...] = ("вес при рождении", "кома", "вес тела", "вес плода")
 
-AGE_TABLE = "medsyn/demographical/EdgeGenderRU_2022.csv"
-MARRIAGE_TABLE = "medsyn/demographical/FamilyStatusRU.csv"
-DEMOGRAPHIC_FILES: tuple[str, ...] = (AGE_TABLE, MARRIAGE_TABLE)
-LOCATIONS: tuple[str, ...] = ("city", "countryside")
-SEXES: tuple[str, ...] = ("male", "female")
-MARRIAGE_GROUPS: tuple[tuple[int, int], ...] = ((0, 17), (18, 24), (25, 34), (35, 200))
-
-
-def loglog1p(x: np.ndarray | float) -> np.ndarray:
-    """``f(x) = log1p(log1p(log1p(x)))``: the method's damping of per-category counts."""
-    return np.log1p(np.log1p(np.log1p(np.asarray(x, dtype=float))))
-
-
-def allocate(weights: Sequence[float] | np.ndarray, n: int) -> np.ndarray:
-    """Split ``n`` into integer counts proportional to ``weights`` (largest remainder, exact sum).
-
-    Ties in the remainders go to the earlier entry, so the result is deterministic.
-    """
-    w = np.asarray(weights, dtype=float)
-    if w.ndim != 1 or len(w) == 0 or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-        raise ParameterError("allocation weights must be finite, non-negative and not all zero: "
-                             "check the code list or the allocation inputs")
-    share = w / w.sum() * n
-    counts = np.floor(share).astype(int)
-    rest = n - int(counts.sum())
-    if rest > 0:
-        order = np.lexsort((np.arange(len(w)), -(share - counts)))
-        counts[order[:rest]] += 1
-    return counts
-
-
-# --------------------------------------------------------------------------- symptoms
 
 
 def _symptom_edges(kg, node) -> Iterable[tuple[str, str, float]]:
@@ -349,15 +311,9 @@ def prior_table_from_lists(units: Mapping[str, Mapping[str, float | None]],
                      names, mixed, ("custom",), "rollup")
 
 
-def build_prior_table(kg, targets: Sequence[str], sources: Sequence[str] | None = None,
-                      scope: str = "leader", mixed: str = "weighted_only",
-                      exclude: Sequence[str] = DEFAULT_EXCLUDED_SYMPTOMS) -> PriorTable:
-    """Precompute the symptom arrays of ``targets`` (resolved codes) once; cached per arguments.
-
-    See the module docstring for ``sources``, ``scope`` and ``mixed``.
-    """
-    from medsyn_utils.kg.graph import normalize_symptom
-
+def _check_prior_options(sources: Sequence[str] | None, scope: str, mixed: str
+                         ) -> tuple[str, ...]:
+    """The symptom sources as a tuple; a one-line error for an unknown source, scope or policy."""
     sources = tuple(DEFAULT_SOURCES if sources is None else sources)
     unknown = [s for s in sources if s not in SOURCES_ALL]
     if unknown or not sources:
@@ -368,6 +324,38 @@ def build_prior_table(kg, targets: Sequence[str], sources: Sequence[str] | None 
     if mixed not in MIXED_POLICIES:
         raise ParameterError(f"mixed_weights={mixed!r} is unknown: use one of "
                              f"{', '.join(MIXED_POLICIES)}")
+    return sources
+
+
+def _code_symptoms(kg, codes: Sequence[str], wanted: set[str], excluded: frozenset[str],
+                   synonym_names: set[str]) -> dict[str, dict[str, dict[str, float]]]:
+    """``code → symptom → source → weight`` of each code's own edges from the wanted sources.
+
+    Adds to ``synonym_names`` every symptom named by a weighted (translated) source.
+    """
+    per_code: dict[str, dict[str, dict[str, float]]] = {}
+    for code in codes:
+        found: dict[str, dict[str, float]] = {}
+        for symptom, source, weight in _symptom_edges(kg, kg.codes[code]):
+            if source in WEIGHT_ORDER:
+                synonym_names.add(symptom)
+            if source not in wanted or symptom in excluded:
+                continue
+            cell = found.setdefault(symptom, {})
+            cell[source] = max(weight, cell.get(source, -np.inf))
+        if found:
+            per_code[code] = found
+    return per_code
+
+
+def build_prior_table(kg, targets: Sequence[str], sources: Sequence[str] | None = None,
+                      scope: str = "leader", mixed: str = "weighted_only",
+                      exclude: Sequence[str] = DEFAULT_EXCLUDED_SYMPTOMS) -> PriorTable:
+    """Precompute the symptom arrays of ``targets`` (resolved codes) once; cached per arguments.
+
+    See the module docstring for ``sources``, ``scope`` and ``mixed``.
+    """
+    sources = _check_prior_options(sources, scope, mixed)
     targets = tuple(targets)
     excluded = frozenset(normalize_symptom(s) for s in exclude)
     meta = kg.graph.graph
@@ -384,18 +372,7 @@ def build_prior_table(kg, targets: Sequence[str], sources: Sequence[str] | None 
     for t_index, target in enumerate(targets):
         node = kg.codes[target]
         subtree = [target, *kg.descendants(target)]
-        per_code: dict[str, dict[str, dict[str, float]]] = {}
-        for code in subtree:
-            found: dict[str, dict[str, float]] = {}
-            for symptom, source, weight in _symptom_edges(kg, kg.codes[code]):
-                if source in WEIGHT_ORDER:
-                    synonym_names.add(symptom)
-                if source not in wanted or symptom in excluded:
-                    continue
-                cell = found.setdefault(symptom, {})
-                cell[source] = max(weight, cell.get(source, -np.inf))
-            if found:
-                per_code[code] = found
+        per_code = _code_symptoms(kg, subtree, wanted, excluded, synonym_names)
         if scope == "leader" and node[0] == "category":
             groups = [(code, [code]) for code in subtree if code in per_code]
         else:
@@ -426,297 +403,3 @@ def build_prior_table(kg, targets: Sequence[str], sources: Sequence[str] | None 
 
 
 # --------------------------------------------------------------------------- codes
-
-
-def universe(kg, name: str = "rumedtop3") -> list[str]:
-    """Categories to draw from by frequency: ``"rumedtop3"`` (the 105 of the downstream task) or
-    ``"all"`` (every category with a visit share in the MedSyn frequencies)."""
-    if name == "rumedtop3":
-        return list(kg.rumedtop3_categories)
-    if name == "all":
-        return sorted(c for c in kg.visit_share().index if c in kg.codes)
-    raise ParameterError(f"code_universe={name!r} is unknown: use 'rumedtop3' or 'all'")
-
-
-def code_frequencies(kg, codes: Sequence[str]) -> np.ndarray:
-    """Visit share of each code's category; a category without one gets the smallest share seen.
-
-    Returned unnormalised (shares of all outpatient visits), so a notebook can compare them.
-    """
-    share = kg.visit_share()
-    values = np.array([share.get(c[:3], np.nan) for c in codes], dtype=float)
-    floor = np.nanmin(values) if np.any(~np.isnan(values)) else 1.0
-    return np.where(np.isnan(values), floor, values)
-
-
-def code_sexes(kg, codes: Sequence[str]) -> np.ndarray:
-    """``"male"``/``"female"`` for sex-specific codes (WHO list), ``""`` for the others."""
-    return np.array([kg.sex(c) or "" for c in codes], dtype=object)
-
-
-def sample_codes_by_frequency(rng: np.random.Generator, patient_sex: np.ndarray,
-                              frequencies: np.ndarray, sexes: np.ndarray,
-                              sex_specific_share: float | None = 0.15) -> np.ndarray:
-    """Index of a code for each patient, by frequency, sex-specific codes only for that sex.
-
-    With ``sex_specific_share`` (MedSyn: 0.15) a draw is sex-specific with that probability (from
-    the codes of the patient's sex, by frequency) and general otherwise; ``None`` draws from the
-    general codes and the patient's sex's codes together by frequency. Where a sex has no
-    specific code, the draw is general.
-    """
-    patient_sex = np.asarray(patient_sex, dtype=object)
-    freq = np.asarray(frequencies, dtype=float)
-    sexes = np.asarray(sexes, dtype=object)
-    general = sexes == ""
-    if not general.any():
-        raise ParameterError("the code list has only sex-specific codes: add general codes or "
-                             "use code_selection='list'")
-    out = np.empty(len(patient_sex), dtype=np.int64)
-    specific = (rng.random(len(patient_sex)) < sex_specific_share
-                if sex_specific_share is not None else np.zeros(len(patient_sex), dtype=bool))
-
-    def draw(pool: np.ndarray, rows: np.ndarray) -> None:
-        if len(rows):
-            cdf = np.cumsum(freq[pool])
-            pick = np.searchsorted(cdf, rng.random(len(rows)) * cdf[-1], side="right")
-            out[rows] = pool[np.minimum(pick, len(pool) - 1)]
-
-    for sex in SEXES:
-        own = sexes == sex
-        mine = patient_sex == sex
-        if sex_specific_share is None:
-            draw(np.flatnonzero(general | own), np.flatnonzero(mine))
-        elif own.any():
-            draw(np.flatnonzero(own), np.flatnonzero(mine & specific))
-            draw(np.flatnonzero(general), np.flatnonzero(mine & ~specific))
-        else:
-            draw(np.flatnonzero(general), np.flatnonzero(mine))
-    return out
-
-
-def medsyn_allocation(n: int, n_real_notes: np.ndarray, mean_symptoms: np.ndarray) -> np.ndarray:
-    """Tasks per category: weight ``f(n_real_notes) · f(mean symptoms)``, f = log1p∘log1p∘log1p,
-    normalised to ``n`` (largest remainder)."""
-    weights = loglog1p(n_real_notes) * loglog1p(mean_symptoms)
-    if not np.any(weights > 0):
-        raise ParameterError("the MedSyn allocation gives every category weight 0 (no real notes "
-                             "or no symptoms): use code_selection='frequency' or a code list")
-    return allocate(weights, n)
-
-
-# --------------------------------------------------------------------------- patients
-
-
-@dataclass(frozen=True)
-class Population:
-    """Joint (location, sex, age) counts for ages ≥ ``min_age`` and marriage by age group."""
-
-    ages: np.ndarray                 # (A,) ages from min_age
-    counts: np.ndarray               # (2 locations, 2 sexes, A)
-    married_cdf: np.ndarray          # (2 sexes, 4 groups): share of marriages up to each group
-    min_age: int
-
-    def cell_table(self) -> pd.DataFrame:
-        """Long table ``location, sex, age, share`` (share of the population ≥ ``min_age``)."""
-        loc, sex, age = np.meshgrid(np.arange(2), np.arange(2), np.arange(len(self.ages)),
-                                    indexing="ij")
-        share = self.counts / self.counts.sum()
-        return pd.DataFrame({
-            "location": np.array(LOCATIONS)[loc.ravel()], "sex": np.array(SEXES)[sex.ravel()],
-            "age": self.ages[age.ravel()], "share": share.ravel(),
-        })
-
-
-def load_population(min_age: int = 9, marriage_years: int = 10) -> Population:
-    """The 2022 pyramid from ``min_age`` and the marriage age groups of the last years.
-
-    ``married_cdf[sex, g]`` is the share of marriages (over the last ``marriage_years`` years of
-    the table) at an age up to group ``g`` (0-17, 18-24, 25-34, 35+): the method's stand-in for how
-    likely a person of that age is to be married.
-    """
-    from medsyn_utils.core.data import fetch
-
-    if not isinstance(min_age, (int, np.integer)) or not 0 <= min_age <= 99:
-        raise ParameterError(f"min_age={min_age!r} must be an integer in 0..99 (the method uses 9)")
-    try:
-        pyramid = pd.read_csv(fetch(AGE_TABLE))
-        marriages = pd.read_csv(fetch(MARRIAGE_TABLE), dtype={"year": str})
-    except (OSError, ValueError) as error:
-        raise DataError(f"cannot read the demographic tables: {error}") from error
-    pyramid = pyramid[pyramid["Age"] >= min_age].sort_values("Age")
-    counts = np.stack([
-        np.stack([pyramid[f"{s}_{loc}"].to_numpy(float) for s in ("M", "F")])
-        for loc in ("City", "Countryside")
-    ])
-    marriages["year"] = marriages["year"].map(lambda v: int(re.match(r"\d+", v).group()))
-    recent = marriages.sort_values("year").tail(marriage_years)
-    cdf = []
-    for prefix in ("m", "f"):
-        groups = [f"{prefix}_age_0-17", f"{prefix}_age_18-24", f"{prefix}_age_25-34",
-                  f"{prefix}_age_35-99"]
-        totals = recent[groups].sum().to_numpy(float)
-        cdf.append(np.cumsum(totals) / totals.sum())
-    return Population(ages=pyramid["Age"].to_numpy(int), counts=counts, married_cdf=np.array(cdf),
-                      min_age=int(min_age))
-
-
-def sample_patients(rng: np.random.Generator, n: int, population: Population,
-                    sex: Sequence[str] | np.ndarray | None = None, *,
-                    smoking_male: float = 0.346, smoking_female: float = 0.083,
-                    smoking_min_age: int = 16, married_ceiling: float = 0.65) -> pd.DataFrame:
-    """Draw ``n`` patients: location, sex, age, marital status, smoking.
-
-    (location, sex, age) come from the pyramid jointly; where ``sex[i]`` is ``"male"`` or
-    ``"female"`` (a sex-specific code) the draw is from that sex's part of the pyramid. Married
-    with probability ``married_ceiling · married_cdf[sex, age group]``; smokers with the method's
-    rates (34.6 % of men, 8.3 % of women), never under ``smoking_min_age``.
-    """
-    for name, value in (("smoking_male", smoking_male), ("smoking_female", smoking_female),
-                        ("married_ceiling", married_ceiling)):
-        if not 0 <= value <= 1:
-            raise ParameterError(f"{name}={value} must be a probability in [0, 1]")
-    forced = np.full(n, "", dtype=object) if sex is None else np.asarray(sex, dtype=object)
-    if len(forced) != n:
-        raise ParameterError(f"sex has {len(forced)} entries for n={n} patients")
-    n_age = len(population.ages)
-    location = np.empty(n, dtype=np.int64)
-    sex_idx = np.empty(n, dtype=np.int64)
-    age_idx = np.empty(n, dtype=np.int64)
-    for label, rows in (("", forced == ""), ("male", forced == "male"),
-                        ("female", forced == "female")):
-        rows = np.flatnonzero(rows)
-        if not len(rows):
-            continue
-        counts = population.counts.copy()
-        if label:
-            counts[:, 1 - SEXES.index(label), :] = 0
-        cdf = np.cumsum(counts.ravel())
-        cell = np.searchsorted(cdf, rng.random(len(rows)) * cdf[-1], side="right")
-        cell = np.minimum(cell, cdf.size - 1)
-        location[rows], rest = np.divmod(cell, 2 * n_age)
-        sex_idx[rows], age_idx[rows] = np.divmod(rest, n_age)
-    unknown = set(forced.tolist()) - {"", "male", "female"}
-    if unknown:
-        raise ParameterError(f"unknown sex {sorted(unknown)[0]!r}: use 'male' or 'female'")
-    age = population.ages[age_idx]
-    group = np.searchsorted([g[1] for g in MARRIAGE_GROUPS], age, side="left")
-    p_married = married_ceiling * population.married_cdf[sex_idx, group]
-    married = rng.random(n) < p_married
-    p_smoke = np.where(sex_idx == 0, smoking_male, smoking_female)
-    smoking = (rng.random(n) < p_smoke) & (age >= smoking_min_age)
-    return pd.DataFrame({
-        "sex": np.array(SEXES, dtype=object)[sex_idx],
-        "age": age.astype(int),
-        "location": np.array(LOCATIONS, dtype=object)[location],
-        "marital_status": np.where(married, "married", "single").astype(object),
-        "smoking": smoking.astype(bool),
-    })
-
-
-# --------------------------------------------------------------------------- style examples
-
-EXAMPLE_POLICIES: tuple[str, ...] = ("full_note", "complaints", "full_only")
-
-
-@dataclass(frozen=True)
-class ExampleStore:
-    """Real notes per three-character category, for style examples drawn with replacement.
-
-    ``policy``: ``"full_note"`` (default) uses a visit's full note (complaints + anamnesis) where
-    the MedSyn mirror has it and its RuMedTop3 complaints otherwise; ``"complaints"`` only the
-    complaints; ``"full_only"`` only visits with a full note. Only notes of ``splits`` (train by
-    default, so dev/test stay clean for the downstream experiment) with at least ``min_words``
-    words are kept.
-    """
-
-    categories: dict[str, tuple[int, int]]  # category -> (start, count) into the arrays
-    visit_id: np.ndarray
-    text: np.ndarray
-    source: np.ndarray
-    splits: tuple[str, ...]
-    min_words: int
-    policy: str
-
-    def counts(self, categories: Sequence[str]) -> np.ndarray:
-        """Number of stored notes of each category."""
-        return np.array([self.categories.get(c[:3], (0, 0))[1] for c in categories], dtype=np.int64)
-
-    def sample(self, categories: Sequence[str], rng: np.random.Generator,
-               fallback_text: str) -> pd.DataFrame:
-        """One example per task (with replacement); a category without notes gets the template.
-
-        Columns ``example_visit_id`` (None for the template), ``example_text``,
-        ``example_source`` (e.g. ``RuMedPrime-note-train``, ``RuMedTop3-train``, ``template``).
-        """
-        cats = [c[:3] for c in categories]
-        spans = np.array([self.categories.get(c, (0, 0)) for c in cats], dtype=np.int64).reshape(-1, 2)
-        u = rng.random(len(cats))
-        has = spans[:, 1] > 0
-        pick = spans[:, 0] + np.floor(u * np.maximum(spans[:, 1], 1)).astype(np.int64)
-        pick = np.where(has, pick, 0)
-        if len(self.visit_id):
-            ids = np.where(has, self.visit_id[np.minimum(pick, len(self.visit_id) - 1)], None)
-            texts = np.where(has, self.text[np.minimum(pick, len(self.text) - 1)], fallback_text)
-            sources = np.where(has, self.source[np.minimum(pick, len(self.source) - 1)], "template")
-        else:
-            ids = np.full(len(cats), None, dtype=object)
-            texts = np.full(len(cats), fallback_text, dtype=object)
-            sources = np.full(len(cats), "template", dtype=object)
-        return pd.DataFrame({"example_visit_id": pd.Series(ids, dtype=object),
-                             "example_text": pd.Series(texts, dtype=object),
-                             "example_source": pd.Series(sources, dtype=object)})
-
-
-_EXAMPLE_CACHE: dict[tuple, ExampleStore] = {}
-
-
-def build_example_store(splits: Sequence[str] = ("train",), min_words: int = 30,
-                        policy: str = "full_note") -> ExampleStore:
-    """Index the real notes of ``splits`` per category (cached per arguments)."""
-    from medsyn_utils.core import corpus
-    splits = tuple(splits)
-    for split in splits:
-        if split not in corpus.SPLITS:
-            raise ParameterError(f"unknown split {split!r} in splits: use some of "
-                                 f"{', '.join(corpus.SPLITS)} (train only keeps dev/test clean)")
-    if not splits:
-        raise ParameterError("splits is empty: name at least one split, e.g. ['train']")
-    if policy not in EXAMPLE_POLICIES:
-        raise ParameterError(f"example_policy={policy!r} is unknown: use one of "
-                             f"{', '.join(EXAMPLE_POLICIES)}")
-    if not isinstance(min_words, (int, np.integer)) or min_words < 0:
-        raise ParameterError(f"min_words={min_words!r} must be a non-negative integer")
-    key = (splits, int(min_words), policy)
-    if key in _EXAMPLE_CACHE:
-        return _EXAMPLE_CACHE[key]
-    visits = corpus.load_rumedtop3(splits)
-    full = corpus.load_full_notes(tuple(s for s in splits if s in corpus.FULL_NOTE_FILES))
-    full_text = dict(zip(full["idx"], full["full_text"]))
-    rows = []
-    for idx, code, text, split in visits[["idx", "code", "text", "split"]].itertuples(index=False):
-        note = full_text.get(idx)
-        if policy == "complaints":
-            chosen, source = text, f"RuMedTop3-{split}"
-        elif note:
-            chosen, source = note, f"RuMedPrime-note-{split}"
-        elif policy == "full_only":
-            continue
-        else:
-            chosen, source = text, f"RuMedTop3-{split}"
-        chosen = str(chosen).strip()
-        if len(chosen.split()) >= min_words:
-            rows.append((str(code)[:3], str(idx), chosen, source))
-    rows.sort(key=lambda r: (r[0], r[1]))
-    categories: dict[str, tuple[int, int]] = {}
-    for i, row in enumerate(rows):
-        start, count = categories.get(row[0], (i, 0))
-        categories[row[0]] = (start, count + 1)
-    store = ExampleStore(
-        categories=categories,
-        visit_id=np.array([r[1] for r in rows], dtype=object),
-        text=np.array([r[2] for r in rows], dtype=object),
-        source=np.array([r[3] for r in rows], dtype=object),
-        splits=splits, min_words=int(min_words), policy=policy,
-    )
-    _EXAMPLE_CACHE[key] = store
-    return store
