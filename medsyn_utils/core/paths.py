@@ -20,7 +20,12 @@ def project_root() -> Path | None:
 
 
 def resolve(path: str | os.PathLike[str]) -> Path:
-    """Resolve a relative path against the project root (so notebooks and the CLI agree)."""
+    """Resolve a relative path against the project root (what notebook parameters say they are).
+
+    The command line makes its paths absolute against the current folder before calling the
+    kit (``medsyn_utils.cli.app.absolute_paths``), and the runner passes absolute run folders to
+    notebooks, so this only decides for paths typed into a notebook.
+    """
     p = Path(path).expanduser()
     if p.is_absolute():
         return p
@@ -38,7 +43,24 @@ def cache_dir(*parts: str) -> Path:
 
 
 def run_dir(path: str | os.PathLike[str]) -> Path:
-    """A run folder, created on demand (relative paths land under the project root)."""
+    """A run folder, created on demand (relative paths land under the project root).
+
+    A path that is a file, lies under a file or cannot be written is a
+    :class:`~medsyn_utils.core.errors.ParameterError` naming it.
+    """
+    from medsyn_utils.core.errors import ParameterError
+
     folder = resolve(path)
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise ParameterError(f"run folder {folder} is a file: give a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ParameterError(f"run folder {folder}: a part of the path is a file, not a "
+                             f"folder: give another folder") from None
+    except PermissionError:
+        raise ParameterError(f"run folder {folder} cannot be created: permission denied") \
+            from None
+    if not os.access(folder, os.W_OK):
+        raise ParameterError(f"run folder {folder} is not writable: give another folder")
     return folder

@@ -260,16 +260,17 @@ class Run:
                     input_hashes: dict[str, str]) -> list[str]:
         """Set aside what a fresh execution must not resume from; the moved paths.
 
-        ``--force`` or a changed fingerprint: the stage's own outputs. Inputs whose content
-        changed since the stage last started (even when that run left no record), or a store
-        holding notes of other tasks: its outputs and those of every stage after it.
+        ``--force``, a changed fingerprint, or a stage that does not resume (it would overwrite
+        them): the stage's own outputs. Inputs whose content changed since the stage last started
+        (even when that run left no record), or a store holding notes of other tasks: its outputs
+        and those of every stage after it.
         """
         old_hashes = last.get("input_sha256")
         inputs_changed = old_hashes is not None and old_hashes != input_hashes
         if inputs_changed or store_mismatch(self.run_dir, stage):
             return self.set_aside_from(stage, include_self=True)
         changed = bool(last.get("fingerprint")) and last.get("fingerprint") != fingerprint
-        if self.force or changed:
+        if self.force or changed or not stage.resumes:
             return set_aside(self.run_dir, own_outputs(self.run_dir, stage), self.stamp)
         return []
 

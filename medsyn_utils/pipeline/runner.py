@@ -45,10 +45,10 @@ recorded in the manifest of its last successful execution, and whose executed no
 record are still in the run folder, is skipped; ``--force`` re-runs the selected stages. Changing generation's
 parameters therefore re-runs generation, scoring, analysis and downstream, not graph or tasks.
 Code changes inside ``medsyn_utils`` are not part of the fingerprint: use ``--force`` after them.
-A re-executed notebook finds its earlier outputs in place, so a stage that resumes (generation
-skips tasks already in ``generations.jsonl``) continues after a crash; ``--force``, or a changed
-fingerprint, first moves the stage's own earlier outputs to ``<run>/superseded/<time>/``, so it
-starts from nothing. Notes never meet tasks they were not written for: the SHA-256 of each input
+A stage that resumes (generation skips tasks already in ``generations.jsonl``) finds its
+earlier outputs in place and continues after a crash; ``--force``, a changed fingerprint, or a
+stage that does not resume first moves the stage's own earlier outputs to
+``<run>/superseded/<time>/``, so it starts from nothing and nothing is overwritten. Notes never meet tasks they were not written for: the SHA-256 of each input
 file is recorded when a stage starts, and when it differs the next time (a new ``tasks.parquet``,
 even after a run interrupted before any stage record was written), or the store holds notes whose
 task fingerprint the table lacks, the stage's outputs and those of every later stage are set

@@ -35,6 +35,7 @@ class Stage:
     default: bool = True  # run when a parameter file does not list ``stages``
     inputs: tuple[Input, ...] = ()  # checked before the stage executes
     outputs: tuple[str, ...] = ()  # run-folder files it writes: set aside before a fresh run
+    resumes: bool = False  # continues from its outputs after a crash (else they go aside first)
 
     @property
     def record(self) -> str:
@@ -46,7 +47,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("graph", "notebooks/01_graph_exploration.ipynb"),
     Stage("tasks", "notebooks/02_prompt_construction.ipynb", ("graph",), outputs=TASKS),
     Stage("generation", "notebooks/03_generation.ipynb", ("tasks",),
-          inputs=(Input(TASKS, "tasks_path"),), outputs=("generations.jsonl",)),
+          inputs=(Input(TASKS, "tasks_path"),), outputs=("generations.jsonl",), resumes=True),
     Stage("scoring", "notebooks/04_bertscore_evaluation.ipynb", ("generation",),
           inputs=(Input(("generations.jsonl",), "input_path"),), outputs=SCORED),
     Stage("analysis", "notebooks/05_analysis_plots.ipynb", ("scoring",),

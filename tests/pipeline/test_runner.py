@@ -535,3 +535,83 @@ def test_changed_upstream_sets_aside_downstream_outputs(tmp_path, capsys):
     assert "tasks.jsonl" in moved
     old = next((out / "superseded").glob("*/tasks.jsonl"))
     assert old.read_text() == first
+
+
+# ------------------------------------------------------------------------- notes follow their tasks
+
+def test_own_outputs_come_from_the_stage_table_without_a_record(tmp_path):
+    """An interrupted stage leaves no record: its outputs are still known, its inputs are not its."""
+    from medsyn_utils.pipeline.records import own_outputs
+
+    for name in ("tasks.parquet", "generations.jsonl", "scored.csv"):
+        (tmp_path / name).write_text("x")
+    generation = runner.STAGE_BY_NAME["generation"]
+    assert own_outputs(tmp_path, generation) == [(tmp_path / "generations.jsonl").resolve()]
+    (tmp_path / "03_generation.json").write_text(json.dumps({"artefacts": {
+        "store": {"path": "generations.jsonl"}, "tasks": {"path": "tasks.parquet"},
+        "preview": {"path": "preview.md"}}}))
+    assert [p.name for p in own_outputs(tmp_path, generation)] == ["generations.jsonl",
+                                                                   "preview.md"]
+    moved = runner.set_aside_outputs(tmp_path, generation, "stamp")
+    assert moved == ["superseded/stamp/generations.jsonl"]  # preview.md does not exist
+    assert (tmp_path / "tasks.parquet").is_file()
+
+
+def test_store_with_notes_of_other_tasks_is_detected(tmp_path):
+    import pandas as pd
+
+    from medsyn_utils.core.artefacts import task_fingerprint, write_table
+    from medsyn_utils.pipeline.execution import store_mismatch
+
+    tasks = pd.DataFrame({"task_id": ["t1", "t2"], "icd10": ["J06", "K29"],
+                          "user_prompt": ["a", "b"]})
+    write_table(tasks, tmp_path / "tasks.parquet")
+    generation = runner.STAGE_BY_NAME["generation"]
+    rows = tasks.to_dict("records")
+    store = tmp_path / "generations.jsonl"
+    store.write_text("".join(json.dumps({"task_id": r["task_id"],
+                                         "task_fingerprint": task_fingerprint(r)}) + "\n"
+                             for r in rows))
+    assert not store_mismatch(tmp_path, generation)
+    rows[1]["icd10"] = "I10"  # the same id now means another task
+    write_table(pd.DataFrame(rows), tmp_path / "tasks.parquet")
+    assert store_mismatch(tmp_path, generation)
+    assert not store_mismatch(tmp_path, runner.STAGE_BY_NAME["scoring"])
+
+
+@pytest.mark.notebooks
+def test_new_task_table_after_an_interrupted_run_sets_the_store_aside(tmp_path, capsys):
+    """No stage record, no manifest: the task table's content decides, and the old table goes
+    aside together with its notes."""
+    project = make_project(tmp_path / "proj", ("graph", "tasks", "generation"))
+    out = tmp_path / "run"
+    params = write_params(project, "stages: [graph, tasks, generation]\ncommon: {seed: 1}\n")
+    assert medsyn(*run_args(project, params, out)) == 0
+    old_tasks, old_notes = (out / "tasks.csv").read_text(), (out / "generations.jsonl").read_text()
+    (out / "03_generation.json").unlink()  # as if generation was killed before its record
+    (out / "manifest.json").unlink()
+    params = write_params(project, "stages: [graph, tasks, generation]\ncommon: {seed: 2}\n")
+    assert medsyn(*run_args(project, params, out, "--only", "tasks")) == 0
+    folders = list((out / "superseded").iterdir())
+    assert len(folders) == 1  # the old table and its notes, side by side
+    assert (folders[0] / "tasks.csv").read_text() == old_tasks
+    assert (folders[0] / "generations.jsonl").read_text() == old_notes
+    assert not (out / "generations.jsonl").exists()
+    assert "seed" in (out / "tasks.csv").read_text() and (out / "tasks.csv").read_text() != old_tasks
+
+
+@pytest.mark.notebooks
+def test_demo_stage_skips_the_input_check_and_is_recorded(tmp_path):
+    project = make_project(tmp_path / "proj", ("graph",))
+    scoring = runner.STAGE_BY_NAME["scoring"]
+    _write_notebook(project / scoring.notebook, scoring,
+                    PARAMETERS + "\ndemo: bool = False  # made-up stand-in data, labelled as such")
+    params = write_params(project, "stages: [scoring]\n")
+    out = tmp_path / "run"
+    with pytest.raises(MedsynError, match="no generations.jsonl"):
+        runner.run_plan(runner.plan_run(params, root=project, out=out), progress=False)
+    plan = runner.plan_run(params, root=project, out=out, overrides=["scoring.demo=true"])
+    status, manifest = runner.run_plan(plan, progress=False)
+    assert status == 0
+    assert manifest["demo"] is True and manifest["stages"]["scoring"]["demo"] is True
+    assert json.loads((out / "manifest.json").read_text())["demo"] is True
