@@ -20,7 +20,8 @@ from medsyn_utils.core.paths import resolve
 from medsyn_utils.core.provenance import git_state, now_iso, package_versions, write_json_atomic
 from medsyn_utils.pipeline.failures import StageFailure, describe_failure
 from medsyn_utils.pipeline.fingerprints import file_sha256, output_fingerprint, stage_fingerprint
-from medsyn_utils.pipeline.kernel import engine_options, ensure_python_kernel
+from medsyn_utils.pipeline.kernel import (engine_options, ensure_python_kernel,
+                                          logged_kernel_manager)
 from medsyn_utils.pipeline.planning import RunPlan
 from medsyn_utils.pipeline.records import (collect, file_hashes, load_manifest, own_outputs,
                                            read_stage_record, set_aside)
@@ -113,7 +114,13 @@ def _execute(stage: Stage, plan: RunPlan, executed: Path, progress: bool) -> Non
     papermill.execute_notebook(
         str(notebook), str(executed), parameters=plan.parameters[stage.name],
         kernel_name=KERNEL_NAME, cwd=str(notebook.parent), progress_bar=progress,
-        request_save_on_cell_execute=True, start_timeout=120, **engine_options())
+        request_save_on_cell_execute=True, start_timeout=120,
+        kernel_manager_class=logged_kernel_manager(kernel_log(executed)), **engine_options())
+
+
+def kernel_log(executed: Path) -> Path:
+    """Where the kernel of an executed notebook writes its own output (``NN_name.kernel.log``)."""
+    return executed.with_suffix(".kernel.log")
 
 
 def _interrupted_in_kernel(error: BaseException) -> bool:
@@ -242,6 +249,7 @@ class Run:
         entry: dict[str, Any] = {
             "notebook": stage.notebook, "notebook_sha256": notebook_sha,
             "executed_notebook": str(executed.relative_to(run_dir)),
+            "kernel_log": str(kernel_log(executed).relative_to(run_dir)),
             "record": f"{stage.record}.json", "parameters": parameters,
             "inputs": inputs, "input_sha256": input_hashes, "fingerprint": fingerprint,
             "status": "running", "status_now": "running",

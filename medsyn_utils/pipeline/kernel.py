@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from medsyn_utils.core.errors import MedsynError
@@ -84,3 +85,23 @@ def engine_options() -> dict[str, Any]:
         return {}
     return {"config": Config({"KernelManager": {"transport_encryption": "auto"}})}
 
+
+
+def logged_kernel_manager(log_path: Path) -> type:
+    """A kernel manager whose kernel writes its own stdout/stderr to ``log_path``.
+
+    The kernel's log (ipykernel's "Exception in message handler" when a run is interrupted and
+    its sockets close, C-level library output) then stays out of the terminal and lands next to
+    the executed notebook, where it helps after a failure.
+    """
+    from jupyter_client import AsyncKernelManager
+
+    class LoggedKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):  # type: ignore[override]
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "ab") as handle:  # the kernel keeps its own descriptor
+                kw.setdefault("stdout", handle)
+                kw.setdefault("stderr", handle)
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return LoggedKernelManager
