@@ -42,6 +42,22 @@ def cache_dir(*parts: str) -> Path:
     return folder
 
 
+def folder_problem(folder: str | os.PathLike[str]) -> str | None:
+    """Why ``folder`` cannot be made or written (the first part of it that exists decides).
+
+    ``None`` when it can; else a phrase such as ``/x/a is a file, not a folder`` for an error.
+    """
+    folder = Path(folder)
+    for part in (folder, *folder.parents):
+        if part.exists():
+            if not part.is_dir():
+                return f"{part} is a file, not a folder"
+            if not os.access(part, os.W_OK | os.X_OK):
+                return f"{part} is not writable"
+            return None
+    return None
+
+
 def run_dir(path: str | os.PathLike[str]) -> Path:
     """A run folder, created on demand (relative paths land under the project root).
 
@@ -51,16 +67,8 @@ def run_dir(path: str | os.PathLike[str]) -> Path:
     from medsyn_utils.core.errors import ParameterError
 
     folder = resolve(path)
-    if folder.exists() and not folder.is_dir():
-        raise ParameterError(f"run folder {folder} is a file: give a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise ParameterError(f"run folder {folder}: a part of the path is a file, not a "
-                             f"folder: give another folder") from None
-    except PermissionError:
-        raise ParameterError(f"run folder {folder} cannot be created: permission denied") \
-            from None
-    if not os.access(folder, os.W_OK):
-        raise ParameterError(f"run folder {folder} is not writable: give another folder")
+    problem = folder_problem(folder)
+    if problem:
+        raise ParameterError(f"run folder {folder}: {problem}: give another folder")
+    folder.mkdir(parents=True, exist_ok=True)
     return folder

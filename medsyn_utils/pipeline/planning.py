@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from medsyn_utils.core.errors import ParameterError
-from medsyn_utils.core.paths import project_root
+from medsyn_utils.core.paths import folder_problem, project_root
 from medsyn_utils.pipeline.parameters import NotebookParameter, check_value, notebook_parameters
 from medsyn_utils.pipeline.stages import RUNNER_SET, STAGE_BY_NAME, STAGES, TOP_LEVEL_KEYS, Stage
 
@@ -144,17 +144,9 @@ def _stage_names(config: Mapping[str, Any], only: list[str], label: str) -> list
 
 def check_run_folder(path: Path) -> Path:
     """The run folder can be made and written (checked before anything runs)."""
-    if path.exists() and not path.is_dir():
-        raise ParameterError(f"run folder {path} is a file: give a folder with --out")
-    for folder in (path, *path.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise ParameterError(f"run folder {path}: {folder} is a file, not a folder: "
-                                     f"give another --out")
-            if not os.access(folder, os.W_OK | os.X_OK):
-                raise ParameterError(f"run folder {path}: {folder} is not writable: give "
-                                     f"another --out")
-            break
+    problem = folder_problem(path)
+    if problem:
+        raise ParameterError(f"run folder {path}: {problem}: give another --out")
     return path
 
 

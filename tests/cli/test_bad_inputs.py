@@ -218,7 +218,7 @@ def test_process_relative_out_is_read_from_the_current_folder(place):
     done = medsyn_process("run", "--params", "ok.yaml", "--root", str(ROOT), "--out", "outfile",
                           cwd=place)
     assert done.returncode == 2
-    assert f"run folder {place / 'outfile'} is a file" in one_line(done.stderr)
+    assert f"run folder {place / 'outfile'}: {place / 'outfile'} is a file" in one_line(done.stderr)
 
 
 def test_process_missing_input(place):
