@@ -122,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"medsyn: error: an input is not UTF-8 text ({error.reason} at byte "
               f"{error.start}; inputs: {_given_paths(args)}): save it as UTF-8", file=sys.stderr)
         return 2
+    except ValueError as error:
+        if type(error).__name__ != "EmptyDataError":  # pandas: a 0-byte table read elsewhere
+            raise
+        print(f"medsyn: error: an input table is empty (inputs: {_given_paths(args)}): give a "
+              f"table with a header and rows", file=sys.stderr)
+        return 2
     except OSError as error:
         print(f"medsyn: error: {os_error_line(error)}", file=sys.stderr)
         return 2

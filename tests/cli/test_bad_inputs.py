@@ -40,6 +40,9 @@ def place(tmp_path):
     (tmp_path / "unknown_param.yaml").write_text("generation: {batchsize: 4}\n")
     (tmp_path / "unknown_common.yaml").write_text("common: {sed: 4}\n")
     (tmp_path / "ok.yaml").write_text("common: {seed: 0}\n")
+    (tmp_path / "tasks_latin1.yaml").write_bytes("tasks: {n: 2}  # r\xe9sum\xe9\n".encode("latin-1"))
+    (tmp_path / "empty.csv").write_bytes(b"")
+    (tmp_path / "header.csv").write_text("response,symptoms,anamnesis\n")
     (tmp_path / "empty_project" / "notebooks").mkdir(parents=True)
     nb = new_notebook(cells=[new_code_cell("x = 1")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -122,6 +125,24 @@ CASES = [
     ("params-cmd-untagged", lambda p: ["params", str(p / "untagged.ipynb")],
      "untagged.ipynb has no cell tagged 'parameters'"),
     ("params-cmd-broken", lambda p: ["params", str(p / "broken.ipynb")], "broken.ipynb cannot be read"),
+    # other commands, through the same entry point
+    ("tasks-params-latin1", lambda p: ["tasks", "--params", str(p / "tasks_latin1.yaml"), "--out",
+                                       str(p / "t")], "tasks_latin1.yaml"),
+    ("ift-params-latin1", lambda p: ["ift", "export", "--params", str(p / "tasks_latin1.yaml"),
+                                     "--out", str(p / "i.jsonl")], "tasks_latin1.yaml"),
+    ("tasks-out-under-file", lambda p: ["tasks", "--n", "2", "--seed", "0", "--out",
+                                        str(p / "a_file" / "t")], "a_file is a file, not a folder"),
+    ("kg-bad-code", lambda p: ["kg", "symptoms", "XYZ99"], "'XYZ99'"),
+    ("score-missing-input", lambda p: ["score", "--in", str(p / "gone.jsonl"), "--out",
+                                       str(p / "s.csv")], "gone.jsonl does not exist"),
+    ("score-header-only", lambda p: ["score", "--in", str(p / "header.csv"), "--out",
+                                     str(p / "s.csv")], "header.csv has no rows"),
+    ("score-empty-csv", lambda p: ["score", "--in", str(p / "empty.csv"), "--out",
+                                   str(p / "s.csv")], "empty.csv"),
+    ("downstream-empty-csv", lambda p: ["downstream", "--synthetic", str(p / "empty.csv"), "--out",
+                                        str(p / "d")], "empty.csv"),
+    ("generate-empty-tasks", lambda p: ["generate", "--tasks", str(p / "empty.csv"), "--out",
+                                        str(p / "g.jsonl")], "empty.csv"),
     # the command line itself
     ("argv-no-params", lambda p: ["run"], "--params"),
     ("argv-unknown-command", lambda p: ["rnu"], "invalid choice: 'rnu'"),
