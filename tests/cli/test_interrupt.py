@@ -74,3 +74,24 @@ def test_ctrl_c_during_a_notebook_is_one_line(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "interrupted" and manifest["exit_status"] == 130
     assert manifest["stages"]["graph"]["status"] == "interrupted"
+
+
+def test_ctrl_c_in_any_command_is_one_line(monkeypatch, capsys):
+    import logging
+    import threading
+
+    from medsyn_utils.cli import app, data as data_cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data_cli.data, "check", lambda: interrupted(None))
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # restored after the test
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    try:
+        assert app.main(["data", "check"]) == 130
+    finally:
+        logging.disable(logging.NOTSET)
+    captured = capsys.readouterr()
+    assert captured.err.strip() == "medsyn: interrupted; finished work is kept"
+    assert captured.out == ""
