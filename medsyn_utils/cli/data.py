@@ -6,7 +6,10 @@ import argparse
 import json
 
 from medsyn_utils.core import data
+
+
 def _check(args: argparse.Namespace) -> int:
+    data.data_dir()  # a MEDSYN_DATA_DIR that is no folder: one line, not a row per file
     report = data.check()
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))

@@ -6,7 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from medsyn_utils.pipeline.runner import MANIFEST, STAGES, STAGE_BY_NAME, find_notebook, format_parameters, notebook_parameters, plan_run, run_plan
+from medsyn_utils.pipeline.execution import run_plan
+from medsyn_utils.pipeline.parameters import format_parameters, notebook_parameters
+from medsyn_utils.pipeline.planning import plan_run
+from medsyn_utils.pipeline.stages import MANIFEST, STAGE_BY_NAME, STAGES, find_notebook
 
 
 def _params_command(args: argparse.Namespace) -> int:
@@ -30,8 +33,6 @@ def _run_command(args: argparse.Namespace) -> int:
     plan = plan_run(args.params, overrides=args.set or [], out=args.out, only=args.only or [],
                     root=args.root)
     print(f"run folder: {plan.run_dir}")
-    if plan.missing:
-        print("not written yet: " + ", ".join(f"{s.name} ({s.notebook})" for s in plan.missing))
     command = ["medsyn", "run", *sys.argv[2:]] if sys.argv[1:2] == ["run"] else None
     status, manifest = run_plan(plan, force=args.force, progress=not args.no_progress,
                                 command=command)

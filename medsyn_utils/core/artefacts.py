@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from medsyn_utils.core.errors import InputTableError, ParameterError
+from medsyn_utils.core.paths import folder_problem
 from medsyn_utils.core.provenance import write_atomic
 
 # Which stage (and notebook) makes each run-folder file: named in every missing-input error.
@@ -147,14 +148,9 @@ def check_writable(path: str | os.PathLike[str], suffixes: Iterable[str] = (".cs
         raise ParameterError(f"{what} {path} must end in {' or '.join(suffixes)}")
     if path.is_dir():
         raise ParameterError(f"{what} {path} is a folder: give a file name")
-    parent = path.parent
-    for folder in (parent, *parent.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise ParameterError(f"{what} {path}: {folder} is a file, not a folder")
-            if not os.access(folder, os.W_OK):
-                raise ParameterError(f"{what} {path}: {folder} is not writable")
-            break
+    problem = folder_problem(path.parent)
+    if problem:
+        raise ParameterError(f"{what} {path}: {problem}")
     return path
 
 

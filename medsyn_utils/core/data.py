@@ -72,19 +72,27 @@ def data_dir() -> Path | None:
     return folder
 
 
-_verified: dict[tuple[str, int, float], str] = {}
+_verified: dict[tuple[str, int, int], str] = {}
 
 
-def _verify(path: Path, source: Source) -> None:
-    """Check a file's SHA-256 once per process (keyed by path, size and mtime)."""
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file, computed once per process for each (path, size, mtime)."""
+    path = Path(path)
     stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime)
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _verified:
         _verified[key] = pooch.file_hash(str(path), alg="sha256")
-    if _verified[key] != source.sha256:
+    return _verified[key]
+
+
+def _verify(path: Path, source: Source) -> str:
+    """The file's actual SHA-256; :class:`DataError` when it differs from the registry."""
+    actual = file_sha256(path)
+    if actual != source.sha256:
         raise DataError(
             f"checksum mismatch for {source.name} at {path}: expected sha256 {source.sha256}, "
-            f"got {_verified[key]}; restore it from {source.url} (or fix {DATA_DIR_VARIABLE})")
+            f"got {actual}; restore it from {source.url} (or fix {DATA_DIR_VARIABLE})")
+    return actual
 
 
 def fetch(name: str) -> Path:
@@ -112,12 +120,14 @@ def fetch(name: str) -> Path:
     fetcher = pooch.create(path=cache_dir("data"), base_url="",
                            registry={name: f"sha256:{source.sha256}"}, urls={name: source.url})
     try:
-        return Path(fetcher.fetch(name, progressbar=False))
+        path = Path(fetcher.fetch(name, progressbar=False))
     except Exception as error:  # network errors, hash mismatch on download
         raise DataError(
             f"could not download {name} from {source.url} (sha256 {source.sha256}): "
             f"{type(error).__name__}: {error}; without internet set {DATA_DIR_VARIABLE} to an "
             f"offline mirror") from error
+    _verify(path, source)
+    return path
 
 
 def check() -> list[dict[str, str]]:
@@ -144,9 +154,39 @@ def licences() -> dict[str, str]:
 
 
 def checksums(names: list[str] | None = None) -> dict[str, str]:
-    """SHA-256 of the named files (all by default), as registered and verified on use."""
+    """SHA-256 of the named files (all by default), as registered (not read: see verified_checksums)."""
     entries = registry()
     return {name: entries[name].sha256 for name in (names or list(entries))}
+
+
+def verified_checksums(names: list[str] | None = None) -> dict[str, str]:
+    """SHA-256 of the files actually read for the named entries (all by default).
+
+    Each file is fetched and verified (a mismatch is a :class:`DataError`); hashes are cached by
+    path, size and mtime, so calling this before every use of a derived cache stays fast. Key
+    derived caches (the graph pickle) on these, not on the registry.
+    """
+    entries = registry()
+    found = {}
+    for name in (names or list(entries)):
+        path = fetch(name)
+        found[name] = file_sha256(path)
+    return found
+
+
+def read_checksums(names: list[str]) -> dict[str, str | None]:
+    """Like :func:`verified_checksums`, with ``None`` for a file that cannot be fetched now.
+
+    For records written after the fact (the run manifest): a stage that read a file has already
+    verified it, so its hash is cached; a file gone since is recorded as unknown, not guessed.
+    """
+    found: dict[str, str | None] = {}
+    for name in names:
+        try:
+            found[name] = verified_checksums([name])[name]
+        except DataError:
+            found[name] = None
+    return found
 
 
 def use_data_dir(folder: str | os.PathLike[str] | None) -> Path | None:

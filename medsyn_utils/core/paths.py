@@ -20,7 +20,12 @@ def project_root() -> Path | None:
 
 
 def resolve(path: str | os.PathLike[str]) -> Path:
-    """Resolve a relative path against the project root (so notebooks and the CLI agree)."""
+    """Resolve a relative path against the project root (what notebook parameters say they are).
+
+    The command line makes its paths absolute against the current folder before calling the
+    kit (``medsyn_utils.cli.app.absolute_paths``), and the runner passes absolute run folders to
+    notebooks, so this only decides for paths typed into a notebook.
+    """
     p = Path(path).expanduser()
     if p.is_absolute():
         return p
@@ -37,8 +42,33 @@ def cache_dir(*parts: str) -> Path:
     return folder
 
 
+def folder_problem(folder: str | os.PathLike[str]) -> str | None:
+    """Why ``folder`` cannot be made or written (the first part of it that exists decides).
+
+    ``None`` when it can; else a phrase such as ``/x/a is a file, not a folder`` for an error.
+    """
+    folder = Path(folder)
+    for part in (folder, *folder.parents):
+        if part.exists():
+            if not part.is_dir():
+                return f"{part} is a file, not a folder"
+            if not os.access(part, os.W_OK | os.X_OK):
+                return f"{part} is not writable"
+            return None
+    return None
+
+
 def run_dir(path: str | os.PathLike[str]) -> Path:
-    """A run folder, created on demand (relative paths land under the project root)."""
+    """A run folder, created on demand (relative paths land under the project root).
+
+    A path that is a file, lies under a file or cannot be written is a
+    :class:`~medsyn_utils.core.errors.ParameterError` naming it.
+    """
+    from medsyn_utils.core.errors import ParameterError
+
     folder = resolve(path)
+    problem = folder_problem(folder)
+    if problem:
+        raise ParameterError(f"run folder {folder}: {problem}: give another folder")
     folder.mkdir(parents=True, exist_ok=True)
     return folder

@@ -127,11 +127,13 @@ def write_stage_record(run_dir: str | os.PathLike[str], stage: str, *,
     """Write ``<run_dir>/<stage>.json``: parameters, key numbers, models, data checksums, versions.
 
     ``data_files`` are registry names (``rumedbench/RuMedTop3/train_v1.jsonl``); their SHA-256
-    come from the registry, which verified them on use.
+    is that of the file actually read (verified against the registry, cached by path, size and
+    mtime, so this costs nothing after the stage read them).
     """
-    from medsyn_utils.core.data import registry  # local import: data imports this module
+    from medsyn_utils.core.data import read_checksums, registry  # data imports this module
 
     entries = registry()
+    actual = read_checksums([name for name in (data_files or []) if name in entries])
     record = {
         "stage": stage,
         "written_at": now_iso(),
@@ -139,7 +141,7 @@ def write_stage_record(run_dir: str | os.PathLike[str], stage: str, *,
         "metrics": dict(metrics or {}),
         "models": dict(models or {}),
         "artefacts": dict(artefacts or {}),
-        "data": {name: {"sha256": entries[name].sha256, "licence": entries[name].licence}
+        "data": {name: {"sha256": actual[name], "licence": entries[name].licence}
                  for name in (data_files or []) if name in entries},
         "packages": package_versions(),
         "git": git_state(),

@@ -20,7 +20,7 @@ import networkx as nx
 import pandas as pd
 
 from medsyn_utils.core.codes import clean_code, normalize_code
-from medsyn_utils.core.data import checksums, fetch
+from medsyn_utils.core.data import checksums, fetch, verified_checksums
 from medsyn_utils.core.errors import CodeError
 from medsyn_utils.core.paths import cache_dir
 from medsyn_utils.core.provenance import write_atomic
@@ -34,7 +34,7 @@ MIN_SYMPTOMS_FOR_COVERAGE = 5
 def cache_key() -> str:
     """Hash of the input checksums and the graph version: a new key whenever either changes."""
     digest = hashlib.sha256(GRAPH_VERSION.encode())
-    for name, sha in sorted(checksums(list(GRAPH_FILES)).items()):
+    for name, sha in sorted(verified_checksums(list(GRAPH_FILES)).items()):
         digest.update(f"{name}={sha}\n".encode())
     return digest.hexdigest()[:16]
 

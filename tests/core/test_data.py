@@ -91,3 +91,39 @@ def test_data_check_cli_reports_corruption(tmp_path, data_dir, monkeypatch, caps
     assert main(["data", "check"]) == 1
     out = capsys.readouterr().out
     assert f"corrupt  {NAME}" in out
+
+
+def test_verified_checksums_are_the_files_read_and_refuse_corruption(tmp_path, data_dir,
+                                                                     monkeypatch):
+    """Derived caches are keyed on these: a corrupted file never hides behind a warm cache."""
+    assert data.verified_checksums([NAME]) == {NAME: data.registry()[NAME].sha256}
+    original = (data_dir / NAME).read_bytes()
+    mirror = _mirror_with(tmp_path, data_dir, original.replace(b"J06", b"J07", 1))
+    monkeypatch.setenv(data.DATA_DIR_VARIABLE, str(mirror))
+    with pytest.raises(DataError, match="checksum mismatch"):
+        data.verified_checksums([NAME])
+    assert data.read_checksums([NAME]) == {NAME: None}  # a record never guesses a hash
+
+
+def test_file_hash_is_cached_by_path_size_and_mtime(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_text("one")
+    first = data.file_sha256(path)
+    assert data.file_sha256(path) == first
+    path.write_text("other")  # new size: hashed again
+    assert data.file_sha256(path) != first
+
+
+def test_graph_cache_key_needs_intact_inputs(tmp_path, data_dir, monkeypatch):
+    from medsyn_utils.kg.graph import GRAPH_FILES, cache_key
+
+    key = cache_key()
+    name = sorted(GRAPH_FILES)[0]
+    mirror = tmp_path / "mirror"
+    shutil.copytree(data_dir, mirror)
+    (mirror / name).write_bytes((mirror / name).read_bytes() + b"\n")
+    monkeypatch.setenv(data.DATA_DIR_VARIABLE, str(mirror))
+    with pytest.raises(DataError, match=f"checksum mismatch for {name}"):
+        cache_key()
+    monkeypatch.setenv(data.DATA_DIR_VARIABLE, str(data_dir))
+    assert cache_key() == key

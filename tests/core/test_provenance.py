@@ -40,3 +40,16 @@ def test_notebook_parameters_are_the_plain_variables_as_given():
                       "rebuild": False, "base_url": None, "threshold": 0.65}
     namespace["codes"].append("I10")  # a later change in the notebook does not leak in
     assert params["codes"] == ["J06"]
+
+
+def test_stage_record_takes_the_hash_of_the_file_read(tmp_path, data_dir):
+    import json
+
+    from medsyn_utils.core.data import file_sha256, registry
+    from medsyn_utils.core.provenance import write_stage_record
+
+    name = "rumedbench/RuMedTop3/dev_v1.jsonl"
+    write_stage_record(tmp_path, "01_x", parameters={}, data_files=[name])
+    record = json.loads((tmp_path / "01_x.json").read_text())
+    assert record["data"][name]["sha256"] == file_sha256(data_dir / name)
+    assert record["data"][name]["sha256"] == registry()[name].sha256

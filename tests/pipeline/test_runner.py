@@ -31,6 +31,20 @@ tags: list = ["a"]  # labels written into each row
 fail: bool = False  # raise in the third cell'''
 
 
+def _declared_output(stage: runner.Stage) -> str:
+    """Code writing the run-folder file the stage table says the stage makes (tasks.csv, ...)."""
+    if not stage.outputs:
+        return ""
+    name = stage.outputs[-1]
+    if name.endswith(".jsonl"):
+        return (f"(out / '{name}').write_text(''.join(json.dumps({{'task_id': str(r['i']), "
+                f"'seed': r['seed']}}) + chr(10) for r in rows))")
+    if name.endswith(".csv"):
+        return (f"(out / '{name}').write_text('task_id,seed,v' + chr(10) + ''.join("
+                f"f\"{{r['i']}},{{r['seed']}},{{r['v']}}\" + chr(10) for r in rows))")
+    return f"(out / '{name}').write_text(json.dumps({{'rows': n}}))"
+
+
 def _write_notebook(path: Path, stage: runner.Stage, parameters: str = PARAMETERS) -> None:
     """A stage notebook that logs its run, can fail on purpose and writes a stage record.
 
@@ -46,8 +60,8 @@ def _write_notebook(path: Path, stage: runner.Stage, parameters: str = PARAMETER
         new_code_cell(f"if fail:\n    raise ValueError('boom in {stage.name}')"),
         new_code_cell(f"rows = [{{'i': i, 'v': i * scale, 'seed': seed}} for i in range(n)]\n"
                       f"import json\n(out / '{stage.name}.jsonl').write_text(''.join("
-                      f"json.dumps(r) + chr(10) for r in rows))"),
-        new_code_cell(f"from medsyn_utils.provenance import write_stage_record\n"
+                      f"json.dumps(r) + chr(10) for r in rows))\n" + _declared_output(stage)),
+        new_code_cell(f"from medsyn_utils.core.provenance import write_stage_record\n"
                       f"write_stage_record(run_dir, '{stage.record}', parameters={{'n': n}}, "
                       f"metrics={{'rows': n}}, models={{'lm': {{'id': 'tiny/{stage.name}', "
                       f"'revision': 'r1'}}}}, data_files=['{DATA_FILE}'], "
@@ -98,9 +112,9 @@ def test_cli_registers_run_and_params():
     cli_run.add_cli(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["run", "--params", "p.yaml", "--set", "a=1", "--set", "b.c=2",
                               "--only", "graph,tasks", "--force"])
-    assert (args.func, args.set, args.only, args.force) == (runner._run_command,
+    assert (args.func, args.set, args.only, args.force) == (cli_run._run_command,
                                                            ["a=1", "b.c=2"], ["graph,tasks"], True)
-    assert parser.parse_args(["params", "generation"]).func is runner._params_command
+    assert parser.parse_args(["params", "generation"]).func is cli_run._params_command
 
 
 def run_args(project: Path, params: Path, out: Path, *extra: str) -> list[str]:
@@ -241,15 +255,62 @@ def test_overrides_and_resolution(tmp_path):
 def test_default_run_folder_and_stage_selection(tmp_path):
     project = make_project(tmp_path, ("graph", "tasks"))
     params = write_params(project, "common: {seed: 1}\n", name="tiny-run.yaml")
-    plan = runner.plan_run(params, root=project)
-    assert plan.run_dir == (project / "outputs" / "tiny-run").resolve()
-    assert [s.name for s in plan.selected] == [s.name for s in runner.STAGES if s.default]
-    assert "finetune" not in [s.name for s in plan.selected]
-    assert [s.name for s in plan.missing] == ["generation", "scoring", "analysis", "downstream"]
     plan = runner.plan_run(params, root=project, only=["tasks,graph"])
+    assert plan.run_dir == (project / "outputs" / "tiny-run").resolve()
     assert [s.name for s in plan.selected] == ["graph", "tasks"]
     with pytest.raises(ParameterError, match="unknown stage 'plots'"):
         runner.plan_run(params, root=project, only=["plots"])
+
+
+def test_selected_stage_without_notebook_is_an_error(tmp_path, capsys):
+    project = make_project(tmp_path / "proj", ("graph", "tasks"))
+    params = write_params(project, "common: {seed: 1}\n")
+    out = tmp_path / "run"
+    assert medsyn(*run_args(project, params, out)) == 2  # default stages: generation is missing
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "stage generation: notebook" in err and "03_generation.ipynb is missing" in err
+    assert "--only" in err and not out.exists()
+
+
+def test_root_without_notebooks_is_an_error(tmp_path, capsys):
+    params = write_params(tmp_path, "common: {seed: 1}\n")
+    assert medsyn(*run_args(tmp_path / "empty", params, tmp_path / "run")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "holds none of the stage notebooks" in err
+
+
+def test_missing_input_names_the_stage_that_makes_it(tmp_path, capsys):
+    """``run --only scoring`` on a fresh folder: an error before any kernel starts."""
+    project = make_project(tmp_path / "proj")
+    params = write_params(project, STANDARD)
+    out = tmp_path / "run"
+    assert medsyn(*run_args(project, params, out, "--only", "scoring")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"no generations.jsonl in {out.resolve()}: run the generation stage first" in err
+    assert not (out / "manifest.json").exists()
+    # made by a stage that runs before it: fine
+    plan = runner.plan_run(params, root=project, out=out, only=["generation,scoring"],
+                           overrides=[])
+    with pytest.raises(MedsynError, match="no tasks.parquet in .*run the tasks stage first"):
+        runner.check_inputs(plan)
+    runner.check_inputs(runner.plan_run(params, root=project, out=out))
+
+
+def test_input_named_by_a_parameter_must_exist(tmp_path):
+    project = make_project(tmp_path / "proj")
+    for stage in ("scoring",):  # give the scoring stage an input_path parameter
+        _write_notebook(project / runner.STAGE_BY_NAME[stage].notebook,
+                        runner.STAGE_BY_NAME[stage],
+                        PARAMETERS + '\ninput_path: str = ""  # table to score')
+    params = write_params(project, STANDARD)
+    plan = runner.plan_run(params, root=project, out=tmp_path / "run", only=["scoring"],
+                           overrides=[f"scoring.input_path={tmp_path / 'nope.csv'}"])
+    with pytest.raises(MedsynError, match="scoring.input_path=.*nope.csv does not exist"):
+        runner.check_inputs(plan)
+    (tmp_path / "nope.csv").write_text("a\n1\n")
+    runner.check_inputs(plan)
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "params").glob("*.yaml")))
@@ -420,22 +481,6 @@ def test_reruns_skip_unchanged_force_reruns_changes_rerun_downstream(tmp_path, c
 
 
 @pytest.mark.notebooks
-def test_missing_notebooks_are_reported_and_skipped(tmp_path, capsys):
-    project = make_project(tmp_path / "proj", ("graph",))
-    params = write_params(project, "common: {seed: 2}\ntasks: {n: 2}\n")
-    out = tmp_path / "run"
-    assert medsyn(*run_args(project, params, out)) == 0
-    printed = capsys.readouterr().out
-    assert "warning: tasks: notebooks/02_prompt_construction.ipynb is not there yet" in printed
-    assert "generation notebooks/03_generation.ipynb: not written yet, skipped" in printed
-    assert log_lines(out) == ["graph"]
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["stages"]["graph"]["status"] == "ok"
-    assert manifest["stages"]["downstream"]["status"] == "missing"
-    assert "finetune" not in manifest["stages"]
-
-
-@pytest.mark.notebooks
 def test_deleted_stage_record_reruns_that_stage(tmp_path):
     project = make_project(tmp_path / "proj", ("graph", "tasks"))
     params = write_params(project, "stages: [graph, tasks]\n")
@@ -447,13 +492,14 @@ def test_deleted_stage_record_reruns_that_stage(tmp_path):
 
 
 @pytest.mark.notebooks
-def test_notebook_added_after_the_check_is_not_run_unchecked(tmp_path, capsys):
-    project = make_project(tmp_path / "proj", ("graph",))
+def test_notebook_removed_after_the_check_fails_the_run(tmp_path, capsys):
+    project = make_project(tmp_path / "proj", ("graph", "tasks"))
     params = write_params(project, "stages: [graph, tasks]\n")
     plan = runner.plan_run(params, root=project, out=tmp_path / "run")
-    make_project(project, ("tasks",))  # written while the run starts
+    (project / runner.STAGE_BY_NAME["tasks"].notebook).unlink()  # removed while the run starts
     status, manifest = runner.run_plan(plan, progress=False)
-    assert status == 0 and manifest["stages"]["tasks"]["status"] == "missing"
+    assert status == 1 and manifest["stages"]["tasks"]["status"] == "failed"
+    assert "notebook" in manifest["error"] and "is missing" in manifest["error"]
     assert log_lines(tmp_path / "run") == ["graph"]
 
 
@@ -467,13 +513,13 @@ def test_force_sets_aside_the_stage_own_outputs(tmp_path, capsys):
     assert medsyn(*run_args(project, params, out)) == 0  # skipped: nothing moves
     assert not (out / "superseded").exists()
     assert medsyn(*run_args(project, params, out, "--only", "tasks", "--force")) == 0
-    moved = list((out / "superseded").glob("*/*"))
-    assert [p.name for p in moved] == ["tasks.jsonl"]  # graph.jsonl, its input, stays
-    assert moved[0].read_text() == first and (out / "graph.jsonl").is_file()
+    moved = sorted((out / "superseded").glob("*/*"))
+    assert [p.name for p in moved] == ["tasks.csv", "tasks.jsonl"]  # graph.jsonl, its input, stays
+    assert moved[1].read_text() == first and (out / "graph.jsonl").is_file()
     assert (out / "tasks.jsonl").is_file()  # written again by the forced run
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["stages"]["tasks"]["superseded"] == [
-        str(moved[0].relative_to(out))]
+    assert sorted(manifest["stages"]["tasks"]["superseded"]) == [
+        str(p.relative_to(out)) for p in moved]
 
 
 def test_changed_upstream_sets_aside_downstream_outputs(tmp_path, capsys):
@@ -489,3 +535,83 @@ def test_changed_upstream_sets_aside_downstream_outputs(tmp_path, capsys):
     assert "tasks.jsonl" in moved
     old = next((out / "superseded").glob("*/tasks.jsonl"))
     assert old.read_text() == first
+
+
+# ------------------------------------------------------------------------- notes follow their tasks
+
+def test_own_outputs_come_from_the_stage_table_without_a_record(tmp_path):
+    """An interrupted stage leaves no record: its outputs are still known, its inputs are not its."""
+    from medsyn_utils.pipeline.records import own_outputs
+
+    for name in ("tasks.parquet", "generations.jsonl", "scored.csv"):
+        (tmp_path / name).write_text("x")
+    generation = runner.STAGE_BY_NAME["generation"]
+    assert own_outputs(tmp_path, generation) == [(tmp_path / "generations.jsonl").resolve()]
+    (tmp_path / "03_generation.json").write_text(json.dumps({"artefacts": {
+        "store": {"path": "generations.jsonl"}, "tasks": {"path": "tasks.parquet"},
+        "preview": {"path": "preview.md"}}}))
+    assert [p.name for p in own_outputs(tmp_path, generation)] == ["generations.jsonl",
+                                                                   "preview.md"]
+    moved = runner.set_aside_outputs(tmp_path, generation, "stamp")
+    assert moved == ["superseded/stamp/generations.jsonl"]  # preview.md does not exist
+    assert (tmp_path / "tasks.parquet").is_file()
+
+
+def test_store_with_notes_of_other_tasks_is_detected(tmp_path):
+    import pandas as pd
+
+    from medsyn_utils.core.artefacts import task_fingerprint, write_table
+    from medsyn_utils.pipeline.execution import store_mismatch
+
+    tasks = pd.DataFrame({"task_id": ["t1", "t2"], "icd10": ["J06", "K29"],
+                          "user_prompt": ["a", "b"]})
+    write_table(tasks, tmp_path / "tasks.parquet")
+    generation = runner.STAGE_BY_NAME["generation"]
+    rows = tasks.to_dict("records")
+    store = tmp_path / "generations.jsonl"
+    store.write_text("".join(json.dumps({"task_id": r["task_id"],
+                                         "task_fingerprint": task_fingerprint(r)}) + "\n"
+                             for r in rows))
+    assert not store_mismatch(tmp_path, generation)
+    rows[1]["icd10"] = "I10"  # the same id now means another task
+    write_table(pd.DataFrame(rows), tmp_path / "tasks.parquet")
+    assert store_mismatch(tmp_path, generation)
+    assert not store_mismatch(tmp_path, runner.STAGE_BY_NAME["scoring"])
+
+
+@pytest.mark.notebooks
+def test_new_task_table_after_an_interrupted_run_sets_the_store_aside(tmp_path, capsys):
+    """No stage record, no manifest: the task table's content decides, and the old table goes
+    aside together with its notes."""
+    project = make_project(tmp_path / "proj", ("graph", "tasks", "generation"))
+    out = tmp_path / "run"
+    params = write_params(project, "stages: [graph, tasks, generation]\ncommon: {seed: 1}\n")
+    assert medsyn(*run_args(project, params, out)) == 0
+    old_tasks, old_notes = (out / "tasks.csv").read_text(), (out / "generations.jsonl").read_text()
+    (out / "03_generation.json").unlink()  # as if generation was killed before its record
+    (out / "manifest.json").unlink()
+    params = write_params(project, "stages: [graph, tasks, generation]\ncommon: {seed: 2}\n")
+    assert medsyn(*run_args(project, params, out, "--only", "tasks")) == 0
+    folders = list((out / "superseded").iterdir())
+    assert len(folders) == 1  # the old table and its notes, side by side
+    assert (folders[0] / "tasks.csv").read_text() == old_tasks
+    assert (folders[0] / "generations.jsonl").read_text() == old_notes
+    assert not (out / "generations.jsonl").exists()
+    assert "seed" in (out / "tasks.csv").read_text() and (out / "tasks.csv").read_text() != old_tasks
+
+
+@pytest.mark.notebooks
+def test_demo_stage_skips_the_input_check_and_is_recorded(tmp_path):
+    project = make_project(tmp_path / "proj", ("graph",))
+    scoring = runner.STAGE_BY_NAME["scoring"]
+    _write_notebook(project / scoring.notebook, scoring,
+                    PARAMETERS + "\ndemo: bool = False  # made-up stand-in data, labelled as such")
+    params = write_params(project, "stages: [scoring]\n")
+    out = tmp_path / "run"
+    with pytest.raises(MedsynError, match="no generations.jsonl"):
+        runner.run_plan(runner.plan_run(params, root=project, out=out), progress=False)
+    plan = runner.plan_run(params, root=project, out=out, overrides=["scoring.demo=true"])
+    status, manifest = runner.run_plan(plan, progress=False)
+    assert status == 0
+    assert manifest["demo"] is True and manifest["stages"]["scoring"]["demo"] is True
+    assert json.loads((out / "manifest.json").read_text())["demo"] is True
