@@ -23,7 +23,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-breakpad", "--disable-crash-reporter"]
 SERVER_START_S = 90  # bound on JupyterLab answering /api/status
 # Lab settings: every cell stays in the page (no windowing), no news or update pop-ups.
 LAB_SETTINGS = {
