@@ -213,8 +213,10 @@ def run_in_lab(lab_page, jupyter_lab, lab_root, prepared_run, tiny_lm_dir, tiny_
         name, run_dir = _place(number, lab_root, prepared_run,
                                _parameters(number, tiny_lm_dir, tiny_encoder_dir))
         started.append(name)
-        _run_all(lab_page, jupyter_lab, name, RUN_LIMIT_S[number])
-        lab_page.screenshot(path=str(tmp_path / f"{number}-executed.png"))
+        try:
+            _run_all(lab_page, jupyter_lab, name, RUN_LIMIT_S[number])
+        finally:  # the state of the page, also when it failed or timed out
+            lab_page.screenshot(path=str(tmp_path / f"{number}-executed.png"))
         saved = _save(lab_page, lab_root / name)
         assert not _errors(saved), f"{name} in JupyterLab: " + "; ".join(_errors(saved))
         assert not _page_errors(lab_page), f"{name}: the page shows {_page_errors(lab_page)}"
