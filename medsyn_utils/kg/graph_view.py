@@ -75,7 +75,7 @@ def draw_ego(kg: KnowledgeGraph, code: str, radius: int = 1, max_symptoms: int =
 
 
 def explorer(kg: KnowledgeGraph, codes: list[str] | None = None, top_k: int = 15):
-    """An ipywidgets explorer: pick a code, see its symptoms and the codes sharing them.
+    """An ipywidgets explorer: pick a code, see its symptoms, the codes sharing them, its ego graph.
 
     Returns the widget (or ``None`` when ipywidgets is not importable); displaying it in a
     headless run is harmless.
@@ -96,6 +96,8 @@ def explorer(kg: KnowledgeGraph, codes: list[str] | None = None, top_k: int = 15
         with output:
             display(kg.symptoms(picker.value, rollup=rollup.value).head(top_k))
             display(kg.shared_symptoms(picker.value, top=10))
+            draw_ego(kg, picker.value, max_symptoms=top_k)
+            plt.show()
 
     picker.observe(show, names="value")
     rollup.observe(show, names="value")

@@ -276,12 +276,17 @@ def test_notebook_01_explorer_follows_the_picked_code(run_in_lab, tmp_path):
         return all(_norm(s)[:40] in text for s in symptoms) and all(c in text for c in sharing)
 
     assert shows(first), f"the explorer does not start with {first}'s symptoms and neighbours"
+    ego_before = output.locator("img").first.get_attribute("src")
+    assert ego_before, "the explorer shows no ego graph"
     cell.locator(".widget-dropdown select").select_option(label=f"{picked} {kg.name(picked)[:50]}")
     _wait(lambda: shows(picked), WIDGET_LIMIT_MS / 1000, f"the explorer to show {picked}")
     only_first = set(kg.symptoms(first, rollup=True).head(top_k)["symptom"]) - set(
         kg.symptoms(picked, rollup=True)["symptom"])
     assert only_first and not any(_norm(s)[:40] in _norm(output.inner_text()) for s in only_first), \
         f"{first}'s symptoms are still shown after picking {picked}"
+    _wait(lambda: output.locator("img").count() == 1
+          and output.locator("img").first.get_attribute("src") != ego_before,
+          WIDGET_LIMIT_MS / 1000, f"the ego graph to show {picked}")
     cell.screenshot(path=str(tmp_path / "01-explorer.png"))
 
 
