@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from medsyn_utils.core.errors import MedsynError, ParameterError
-from medsyn_utils.generate.generation import Decoding, Prompt, TransformersBackend, render_chat
+from medsyn_utils.generate.backends.base import Decoding, Prompt, render_chat
+from medsyn_utils.generate.backends.transformers import TransformersBackend
 from medsyn_utils.generate.models import ModelSpec, resolve_model
 
 
