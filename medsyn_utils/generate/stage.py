@@ -13,67 +13,24 @@ import os
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 from medsyn_utils.core.artefacts import require_input, task_fingerprints
 from medsyn_utils.core.errors import InputTableError, ModelError, ParameterError
 from medsyn_utils.generate.backends import BACKENDS, Backend, make_backend
-from medsyn_utils.generate.backends.base import (DEFAULT_COMPLETION_STOP, PROMPT_COLUMNS,
-                                                 PROMPT_FORMS, Decoding)
+from medsyn_utils.generate.backends.base import (PROMPT_COLUMNS, PROMPT_FORMS, Decoding,
+                                                 completion_stop)
 from medsyn_utils.generate.backends.transformers import TransformersBackend
 from medsyn_utils.generate.batch import batch_records
 from medsyn_utils.generate.models import DEFAULT_MODEL, pick_device, pick_dtype, resolve_model
+from medsyn_utils.generate.report import GenerationReport, account, new_report
 from medsyn_utils.generate.store import GenerationStore, is_failed, read_records
 from medsyn_utils.tasks.table import load_task_table
 
 ENGINES = ("local", "ray")
 RESUME_KEYS = ("max_new_tokens", "min_new_tokens", "temperature", "top_p", "repetition_penalty",
                "seed", "do_sample")
-
-
-@dataclass
-class GenerationReport:
-    """What a run did: counts, token totals and throughput (tokens/s, notes/min)."""
-
-    store_path: str
-    model_id: str
-    backend: str
-    prompt_form: str
-    tasks_total: int
-    already_done: int = 0
-    generated: int = 0
-    failed: int = 0
-    pending_left: int = 0
-    finish_reasons: dict[str, int] = field(default_factory=dict)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    seconds: float = 0.0          # generation wall time (model loading excluded)
-    load_seconds: float = 0.0
-    batch_size: int = 0
-    batch_size_used: int = 0      # after out-of-memory splits
-    licence: str | None = None
-    engine: str = "local"
-    notes_per_server: dict[str, int] = field(default_factory=dict)   # pool of endpoints
-    set_aside: str | None = None  # where --force moved the old store
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def notes_per_min(self) -> float:
-        return 60.0 * self.generated / self.seconds if self.seconds > 0 else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["tokens_per_s"] = round(self.tokens_per_s, 3)
-        data["notes_per_min"] = round(self.notes_per_min, 3)
-        data["seconds"] = round(self.seconds, 3)
-        data["load_seconds"] = round(self.load_seconds, 3)
-        return data
-
 
 
 # =========================================================================== task tables
@@ -215,10 +172,14 @@ def generate_store(tasks, store_path: str | os.PathLike[str], model: str = DEFAU
         if engine == "ray":
             from medsyn_utils.generate import ray_engine
 
-            report = ray_engine.run(str(backend), build, frame, pending, fingerprints, store,
-                                    already, batch_size, decoding, stop is None, progress,
-                                    empty_retries, ray_address=ray_address, actors=actors,
-                                    gpus_per_actor=gpus_per_actor, cpus_per_actor=cpus_per_actor)
+            spec, form = ray_engine.resolve_form(str(backend), build)
+            validate_tasks(pending, form)
+            report = ray_engine.run(
+                str(backend), {**build, "model": spec, "prompt_form": form}, frame, pending,
+                fingerprints, store, already, batch_size,
+                completion_stop(decoding, form, stop is None), progress, empty_retries,
+                ray_address=ray_address, actors=actors, gpus_per_actor=gpus_per_actor,
+                cpus_per_actor=cpus_per_actor)
         else:
             ready = ready or make_backend(str(backend), **build)
             try:
@@ -333,34 +294,6 @@ def check_failed_share(store_path: Path, frame, max_failed_share: float) -> None
             f"retried)")
 
 
-def completion_stop(decoding: Decoding, prompt_form: str, default_stop: bool) -> Decoding:
-    """The default stop strings of plain completion (a base model goes on to further notes)."""
-    if default_stop and prompt_form == "completion":
-        return replace(decoding, stop=DEFAULT_COMPLETION_STOP)
-    return decoding
-
-
-def new_report(store_path: Path, engine_name: str, spec, prompt_form: str, frame, already: int,
-               batch_size: int, engine: str) -> GenerationReport:
-    return GenerationReport(store_path=str(store_path), model_id=spec.model_id,
-                            backend=engine_name, prompt_form=prompt_form, tasks_total=len(frame),
-                            already_done=already, batch_size=batch_size, licence=spec.licence,
-                            engine=engine)
-
-
-def account(report: GenerationReport, reasons: Counter, records: list[dict[str, Any]],
-            store: GenerationStore) -> None:
-    """Append a batch's records to the store and add them to the report."""
-    report.generated += store.append(records)
-    for record in records:
-        if is_failed(record):
-            report.failed += 1
-            continue
-        reasons[record["finish_reason"]] += 1
-        report.prompt_tokens += record.get("prompt_tokens") or 0
-        report.completion_tokens += record.get("completion_tokens") or 0
-
-
 def _run_local(engine: Backend, frame, pending, fingerprints: dict[str, str],
                store: GenerationStore, already: int, batch_size: int, decoding: Decoding,
                default_stop: bool, progress: bool, tqdm, retries: int) -> GenerationReport:
@@ -420,6 +353,6 @@ def stage_metrics(report: GenerationReport, store_path: str | os.PathLike[str]) 
             "empty_share": round(reasons.get("empty", 0) / len(records), 4) if records else 0.0}
 
 
-__all__ = ["ENGINES", "GenerationReport", "account", "check_failed_share", "completion_stop",
-           "generate_store", "load_task_table", "new_report", "set_aside_store", "stage_metrics",
-           "store_conflict", "task_table_for_run", "validate_tasks"]
+__all__ = ["ENGINES", "GenerationReport", "check_failed_share", "generate_store",
+           "load_task_table", "set_aside_store", "stage_metrics", "store_conflict",
+           "task_table_for_run", "validate_tasks"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from medsyn_utils.core.errors import ParameterError
@@ -241,3 +241,10 @@ def choose_prompt_form(requested: str, spec: ModelSpec, tokenizer=None) -> str:
 def batch_seed(seed: int, task_ids: Sequence[str]) -> int:
     """A seed per batch that depends on its tasks, so a resumed run redraws the same batch alike."""
     return (seed * 1_000_003 + zlib.crc32("\x1f".join(task_ids).encode("utf-8"))) % (2**31 - 1)
+
+
+def completion_stop(decoding: Decoding, prompt_form: str, default_stop: bool) -> Decoding:
+    """The default stop strings of plain completion (a base model goes on to further notes)."""
+    if default_stop and prompt_form == "completion":
+        return replace(decoding, stop=DEFAULT_COMPLETION_STOP)
+    return decoding
