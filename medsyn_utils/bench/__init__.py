@@ -11,4 +11,5 @@ BENCHMARKS = {
     "sampling": "vectorised task sampler against a one-task-at-a-time loop",
     "generation": "batched generation against one note at a time",
     "scoring": "single-pass BERTScore against two bert_score.score calls",
+    "scaling": "the Ray engine with two actors against one, on a local Ray",
 }

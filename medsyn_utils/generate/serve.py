@@ -163,6 +163,7 @@ def _decoding(body: dict[str, Any]) -> Decoding:
 
 
 def _handler_for(server: CompletionServer) -> type[BaseHTTPRequestHandler]:
+    """The request handler class bound to ``server`` (long: it holds every route)."""
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 

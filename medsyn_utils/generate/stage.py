@@ -130,6 +130,9 @@ def generate_store(tasks, store_path: str | os.PathLike[str], model: str = DEFAU
                    ) -> GenerationReport:
     """Generate one note per task into the resumable JSONL store at ``store_path``.
 
+    (Long because it is the stage's one entry point: every parameter is named here for the
+    notebook and the CLI; the work is in the helpers below.)
+
     Tasks that already have a note written for the same task (fingerprint) are skipped, so
     calling this again after a crash (or with a larger ``max_tasks``) continues where the last
     run stopped; a store holding notes of other tasks or settings is refused unless ``force``,

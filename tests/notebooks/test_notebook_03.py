@@ -43,3 +43,17 @@ def test_generation_notebook_with_a_tiny_model(tmp_path, tiny_lm_dir):
                         execution_timeout=600)
     again = json.loads((run / "03_generation.json").read_text(encoding="utf-8"))["metrics"]
     assert again["notes"] == 5 and again["generated_this_run"] == 0 and again["already_done"] == 5
+
+
+@pytest.mark.notebooks
+@pytest.mark.integration
+def test_generation_notebook_without_a_task_table_names_the_tasks_stage(tmp_path, tiny_lm_dir):
+    import papermill as pm
+
+    run = tmp_path / "run"
+    with pytest.raises(pm.PapermillExecutionError, match=r"no tasks.parquet in .*tasks stage"):
+        pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "03.ipynb"),
+                            parameters={"run_dir": str(run), "model": str(tiny_lm_dir)},
+                            kernel_name="python3", cwd=str(ROOT / "notebooks"),
+                            progress_bar=False, execution_timeout=600)
+    assert not (run / "generations.jsonl").exists() and not (run / "tasks.parquet").exists()

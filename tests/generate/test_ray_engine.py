@@ -1,0 +1,90 @@
+"""The Ray engine (issue 14): a local Ray started by the test on loopback, tiny models.
+
+Needs the extra ``cluster`` (``pip install -e '.[cluster]'``); without Ray only the error test
+runs. Ray's own start-up is bounded by the test's timeout and Ray is stopped afterwards.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from medsyn_utils.core.errors import ModelError, ParameterError
+from medsyn_utils.generate import ray_engine
+from medsyn_utils.generate.stage import generate_store
+from medsyn_utils.generate.store import read_records
+
+from generation_helpers import make_tasks, responses
+
+GREEDY = dict(max_new_tokens=6, temperature=0.0, prompt_form="chat", progress=False,
+              max_failed_share=1.0, batch_size=2)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray", reason="the extra 'cluster' is not installed")
+    try:
+        ray_engine.start_ray("")  # 127.0.0.1, no dashboard, Ray's logging quiet
+    except ModelError as error:  # Ray's own start-up, not the kit: say so instead of failing
+        pytest.skip(f"a local Ray does not start on this machine now: {error}")
+    yield ray
+    ray.shutdown()
+
+
+def test_actor_cpus_leave_room_for_ray_data():
+    assert ray_engine.actor_cpus(0, 2, 2.0) == 0.5   # two actors on 2 cores: half a CPU each
+    assert ray_engine.actor_cpus(0, 1, 2.0) == 1.0
+    assert ray_engine.actor_cpus(0, 4, 16.0) == 1.0
+    assert ray_engine.actor_cpus(0, 8, 2.0) == 0.25
+    assert ray_engine.actor_cpus(3.0, 2, 2.0) == 3.0  # as asked
+
+
+def test_missing_ray_is_one_line_naming_the_extra(tiny_lm_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ModuleNotFoundError
+    with pytest.raises(ParameterError, match=r"\.\[cluster\]") as caught:
+        generate_store(make_tasks(2), tmp_path / "g.jsonl", model=str(tiny_lm_dir),
+                       engine="ray", **GREEDY)
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "g.jsonl").exists() or read_records(tmp_path / "g.jsonl") == []
+
+
+def test_ray_engine_refuses_an_endpoint_backend(tmp_path):
+    with pytest.raises(ParameterError, match="several base_url"):
+        generate_store(make_tasks(1), tmp_path / "g.jsonl", model="tiny", backend="openai",
+                       base_url="http://127.0.0.1:9/v1", engine="ray", **GREEDY)
+
+
+@pytest.mark.timeout(600)
+def test_two_actors_write_the_same_greedy_notes_as_local(local_ray, varied_lm_dir, tmp_path):
+    tasks = make_tasks(6)
+    report = generate_store(tasks, tmp_path / "ray.jsonl", model=str(varied_lm_dir),
+                            engine="ray", actors=2, **GREEDY)
+    generate_store(tasks, tmp_path / "local.jsonl", model=str(varied_lm_dir), **GREEDY)
+    assert report.engine == "ray" and report.generated + report.failed == 6
+    assert responses(tmp_path / "ray.jsonl") == responses(tmp_path / "local.jsonl")
+    lines = (tmp_path / "ray.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 6, "every task exactly once"
+    ray_records = {r["task_id"]: r for r in read_records(tmp_path / "ray.jsonl")}
+    local_records = {r["task_id"]: r for r in read_records(tmp_path / "local.jsonl")}
+    for task_id, record in ray_records.items():
+        assert record["task_fingerprint"] == local_records[task_id]["task_fingerprint"]
+        assert record["prompt"] == local_records[task_id]["prompt"]
+
+
+@pytest.mark.timeout(600)
+def test_ray_resume_never_sends_finished_tasks_again(local_ray, tiny_lm_dir, tmp_path):
+    path = tmp_path / "g.jsonl"
+    first = generate_store(make_tasks(5), path, model=str(tiny_lm_dir), engine="ray", actors=2,
+                           max_tasks=3, **GREEDY)
+    assert first.generated + first.failed == 3
+    before = path.read_text(encoding="utf-8").splitlines()
+    second = generate_store(make_tasks(5), path, model=str(tiny_lm_dir), engine="ray", actors=2,
+                            **GREEDY)
+    after = path.read_text(encoding="utf-8").splitlines()
+    assert after[:len(before)] == before, "finished notes untouched"
+    done_before = {r["task_id"] for r in read_records(path) if not r["error"]} & \
+        {f"t{i:03d}" for i in range(5)}
+    assert second.already_done == sum(1 for line in before if '"error": null' in line)
+    assert len(done_before) + sum(1 for r in read_records(path) if r["error"]) == 5
+    assert sorted(r["task_id"] for r in read_records(path)) == [f"t{i:03d}" for i in range(5)]
