@@ -88,3 +88,35 @@ def test_ray_resume_never_sends_finished_tasks_again(local_ray, tiny_lm_dir, tmp
     assert second.already_done == sum(1 for line in before if '"error": null' in line)
     assert len(done_before) + sum(1 for r in read_records(path) if r["error"]) == 5
     assert sorted(r["task_id"] for r in read_records(path)) == [f"t{i:03d}" for i in range(5)]
+
+
+def test_actor_batch_gives_the_local_records_without_ray(varied_lm_dir, tmp_path):
+    """The actor's batch call (what Ray runs on a worker) writes the local engine's notes."""
+    import json
+
+    from medsyn_utils.core.artefacts import task_fingerprints
+    from medsyn_utils.core.provenance import json_default
+    from medsyn_utils.generate.backends.base import Decoding
+
+    tasks = make_tasks(3)
+    generate_store(tasks, tmp_path / "local.jsonl", model=str(varied_lm_dir), **GREEDY)
+    actor = ray_engine.GenerationActor("transformers", {"model": str(varied_lm_dir),
+                                                        "prompt_form": "chat", "device": "cpu"},
+                                       Decoding(max_new_tokens=6, temperature=0.0), retries=2)
+    fingerprints = task_fingerprints(tasks)
+    rows = [{**row, "task_fingerprint": fingerprints[row["task_id"]]}
+            for row in tasks.to_dict("records")]
+    out = actor({"task": [json.dumps(r, default=json_default) for r in rows]})
+    records = [json.loads(text) for text in out["record"] if text]
+    assert not any(out["fatal"]) and len(records) == 3
+    assert {r["task_id"]: r["response"] for r in records} == responses(tmp_path / "local.jsonl")
+    assert all(r["task_fingerprint"] == fingerprints[r["task_id"]] for r in records)
+
+
+def test_actor_reports_a_model_it_cannot_load_as_fatal(tmp_path):
+    from medsyn_utils.generate.backends.base import Decoding
+
+    actor = ray_engine.GenerationActor("transformers", {"model": str(tmp_path / "missing")},
+                                       Decoding(max_new_tokens=2), retries=0)
+    out = actor({"task": ['{"task_id": "t1", "task_fingerprint": "f", "user_prompt": "x"}']})
+    assert out["record"] == [""] and "missing" in out["fatal"][0]
