@@ -46,8 +46,9 @@ def quiet_ray_logging() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def start_ray(address: str = "") -> bool:
-    """Connect to ``address`` (empty: start a local Ray on 127.0.0.1); True when started here."""
+def start_ray(address: str = "", attempts: int = 3) -> bool:
+    """Connect to ``address`` (empty: start a local Ray on 127.0.0.1, up to ``attempts`` tries);
+    True when started here (the caller then shuts it down)."""
     ray = require_ray()
     quiet_ray_logging()
     if ray.is_initialized():
@@ -60,7 +61,7 @@ def start_ray(address: str = "") -> bool:
         options["_node_ip_address"] = "127.0.0.1"
     # A local start can fail on a busy machine: the raylet waits only a few seconds for its agent
     # process, whose imports are slow from a cold disk cache. A second try finds them cached.
-    attempts = 1 if address else 3
+    attempts = 1 if address else max(1, attempts)
     for attempt in range(1, attempts + 1):
         try:
             ray.init(**options)

@@ -25,7 +25,7 @@ GREEDY = dict(max_new_tokens=6, temperature=0.0, prompt_form="chat", progress=Fa
 def local_ray():
     ray = pytest.importorskip("ray", reason="the extra 'cluster' is not installed")
     try:
-        ray_engine.start_ray("")  # 127.0.0.1, no dashboard, Ray's logging quiet
+        ray_engine.start_ray("", attempts=1)  # 127.0.0.1, no dashboard, Ray's logging quiet
     except ModelError as error:  # Ray's own start-up, not the kit: say so instead of failing
         pytest.skip(f"a local Ray does not start on this machine now: {error}")
     yield ray
