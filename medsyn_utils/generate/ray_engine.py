@@ -22,6 +22,7 @@ from typing import Any, Iterator, Mapping
 
 from medsyn_utils.core.errors import MedsynError, ModelError, ParameterError
 from medsyn_utils.core.provenance import json_default
+from medsyn_utils.generate.backends.base import OPTIONAL_CHAT_COLUMN, PROMPT_COLUMNS
 
 CLUSTER_EXTRA = "pip install -e '.[cluster]' (or pip install 'ray[data]')"
 RAY_BACKENDS = ("transformers", "vllm")
@@ -161,6 +162,10 @@ def resolve_form(backend: str, build: Mapping[str, Any]):
     return spec, choose_prompt_form(build.get("prompt_form") or "auto", spec, load_tokenizer(spec))
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def run(backend: str, build: dict[str, Any], frame, pending, fingerprints: dict[str, str], store,
         already: int, batch_size: int, decoding, progress: bool, retries: int, *,
         ray_address: str = "", actors: int = 1, gpus_per_actor: float = 0.0,
@@ -182,7 +187,11 @@ def run(backend: str, build: dict[str, Any], frame, pending, fingerprints: dict[
         raise ParameterError("gpus_per_actor and cpus_per_actor must be >= 0")
     ray = require_ray()
     spec, form = build["model"], build["prompt_form"]
-    rows = [{**row, "task_fingerprint": fingerprints[str(row["task_id"])]}
+    # Only what a prompt is built from travels to the actors (the fingerprint is made here).
+    sent = [c for c in ("task_id", *PROMPT_COLUMNS["chat"], OPTIONAL_CHAT_COLUMN,
+                        *PROMPT_COLUMNS["completion"]) if c in pending.columns]
+    rows = [{**{c: (None if _missing(row[c]) else str(row[c])) for c in sent},
+             "task_fingerprint": fingerprints[str(row["task_id"])]}
             for row in pending.to_dict("records")]
     report = new_report(Path(store.path), name, spec, form, frame, already, batch_size, "ray")
     started = start_ray(ray_address)

@@ -120,3 +120,14 @@ def test_actor_reports_a_model_it_cannot_load_as_fatal(tmp_path):
                                        Decoding(max_new_tokens=2), retries=0)
     out = actor({"task": ['{"task_id": "t1", "task_fingerprint": "f", "user_prompt": "x"}']})
     assert out["record"] == [""] and "missing" in out["fatal"][0]
+
+
+def test_scaling_benchmark_is_registered_and_checks_its_arguments_first(capsys):
+    from medsyn_utils.bench import BENCHMARKS
+    from medsyn_utils.cli import app as cli
+
+    assert "scaling" in BENCHMARKS
+    assert cli.main(["bench", "scaling", "--tasks", "1", "--json"]) != 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and "--tasks must be >= 2" in captured.err
+    assert "Traceback" not in captured.err
