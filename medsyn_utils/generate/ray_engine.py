@@ -132,14 +132,16 @@ def stream_records(rows: list[dict[str, Any]], backend: str, build: Mapping[str,
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     items = [{"task": json.dumps(row, ensure_ascii=False, default=json_default)} for row in rows]
-    dataset = ray.data.from_items(items, override_num_blocks=max(1, -(-len(items) // batch_size)))
+    blocks = max(1, -(-len(items) // batch_size))
+    dataset = ray.data.from_items(items, override_num_blocks=blocks)
     threads = max(1, int(cpus)) if not gpus else 0
+    # Ray Data's actor pool restarts a dead replica and retries its batch by default
+    # (max_restarts=-1, max_task_retries=-1).
     mapped = dataset.map_batches(
-        GenerationActor, batch_size=batch_size, batch_format="numpy", compute=None,
-        concurrency=actors, num_cpus=cpus, num_gpus=gpus or None,
+        GenerationActor, batch_size=batch_size, batch_format="numpy",
+        concurrency=min(actors, blocks), num_cpus=cpus, num_gpus=gpus or None,
         fn_constructor_kwargs=dict(backend=backend, build=dict(build), decoding=decoding,
-                                   retries=retries, threads=threads),
-        max_restarts=-1, max_task_retries=-1)  # a dead replica is replaced, its batch retried
+                                   retries=retries, threads=threads))
     for batch in mapped.iter_batches(batch_size=None, batch_format="numpy"):
         texts = [str(t) for t in batch["record"]]
         fatal = next((str(f) for f in batch["fatal"] if str(f)), None)
