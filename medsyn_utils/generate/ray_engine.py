@@ -43,6 +43,7 @@ def quiet_ray_logging() -> None:
     """Keep Ray's own logs and progress bars out of the user's way (the kit's bar is enough)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report over the network
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # Ray's C++ notices (files keep them)
     for name in ("ray", "ray.data", "ray._private", "ray.train", "ray.tune"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
