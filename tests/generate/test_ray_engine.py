@@ -25,7 +25,7 @@ GREEDY = dict(max_new_tokens=6, temperature=0.0, prompt_form="chat", progress=Fa
 def local_ray():
     ray = pytest.importorskip("ray", reason="the extra 'cluster' is not installed")
     try:
-        ray_engine.start_ray("", attempts=1)  # 127.0.0.1, no dashboard, Ray's logging quiet
+        ray_engine.start_ray("", attempts=2)  # 127.0.0.1, no dashboard, Ray's logging quiet
     except ModelError as error:  # Ray's own start-up, not the kit: say so instead of failing
         pytest.skip(f"a local Ray does not start on this machine now: {error}")
     yield ray
@@ -131,3 +131,37 @@ def test_scaling_benchmark_is_registered_and_checks_its_arguments_first(capsys):
     captured = capsys.readouterr()
     assert captured.out == "" and "--tasks must be >= 2" in captured.err
     assert "Traceback" not in captured.err
+
+
+class _DiesOnce(ray_engine.GenerationActor):
+    """A replica whose process dies on its first batch (the first one only, across restarts)."""
+
+    marker = ""
+
+    def __call__(self, batch):
+        import os
+
+        if not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os._exit(1)  # the worker process dies mid-run
+        return super().__call__(batch)
+
+
+@pytest.mark.timeout(600)
+def test_a_replica_killed_mid_run_is_replaced_and_its_batch_retried(local_ray, tiny_lm_dir,
+                                                                      tmp_path, monkeypatch):
+    from ray import cloudpickle
+
+    _DiesOnce.marker = str(tmp_path / "died")
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
+    monkeypatch.setattr(ray_engine, "GenerationActor", _DiesOnce)
+    try:
+        report = generate_store(make_tasks(4), tmp_path / "g.jsonl", model=str(tiny_lm_dir),
+                                engine="ray", actors=2, **GREEDY)
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert (tmp_path / "died").exists(), "a replica did die"
+    lines = (tmp_path / "g.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 4 and report.generated + report.failed == 4
+    assert sorted(r["task_id"] for r in read_records(tmp_path / "g.jsonl")) == \
+        [f"t{i:03d}" for i in range(4)]
