@@ -33,7 +33,8 @@ def _pip_section(env: dict) -> list[str]:
 def test_package_lists_agree():
     project = _pyproject()["project"]
     wanted = {_name(r): r.strip() for r in project["dependencies"]}
-    wanted.update({_name(r): r.strip() for r in project["optional-dependencies"]["dev"]})
+    for extra in project["optional-dependencies"].values():  # dev, browser, cluster: all installed by make
+        wanted.update({_name(r): r.strip() for r in extra})
     pip = [r for r in _pip_section(_environment()) if not r.startswith("-e")]
     listed = {_name(r): r.strip() for r in pip}
     assert set(listed) == set(wanted), (

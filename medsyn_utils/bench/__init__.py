@@ -12,4 +12,5 @@ BENCHMARKS = {
     "generation": "batched generation against one note at a time",
     "scoring": "single-pass BERTScore against two bert_score.score calls",
     "gpu": "every GPU figure in one call (decode, generation, scoring, LoRA); --dry-run on CPU",
+    "scaling": "the Ray engine with two actors against one, on a local Ray",
 }

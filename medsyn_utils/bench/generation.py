@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     if args.gpu_sweep:
         return gpu_sweep(args)
-    from medsyn_utils.generate.generation import Decoding, Prompt, TransformersBackend
+    from medsyn_utils.generate.backends.base import Decoding, Prompt
+    from medsyn_utils.generate.backends.transformers import TransformersBackend
 
     if args.tasks < 1 or args.batch_size < 1 or args.max_new_tokens < 1:
         raise ParameterError("--tasks, --batch-size and --max-new-tokens must be >= 1")

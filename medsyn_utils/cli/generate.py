@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from medsyn_utils.generate.models import DEFAULT_MODEL
 from medsyn_utils.tasks.table import load_task_table
-from medsyn_utils.generate.generation import generate_store
+from medsyn_utils.generate.stage import generate_store
 
 
 def _generate_cli(args: argparse.Namespace) -> int:
@@ -18,13 +19,17 @@ def _generate_cli(args: argparse.Namespace) -> int:
         dtype=args.dtype, prompt_form=args.prompt_form, progress=not args.no_progress,
         min_new_tokens=args.min_new_tokens, stop=args.stop, max_tasks=args.max_tasks,
         device_map=args.device_map, adapter=args.adapter, base_url=args.base_url,
-        concurrency=args.concurrency, timeout=args.timeout, max_retries=args.max_retries)
+        concurrency=args.concurrency, timeout=args.timeout, max_retries=args.max_retries,
+        empty_retries=args.empty_retries, max_failed_share=args.max_failed_share,
+        force=args.force, engine=args.engine, ray_address=args.ray_address, actors=args.actors,
+        gpus_per_actor=args.gpus_per_actor, cpus_per_actor=args.cpus_per_actor,
+        tensor_parallel_size=args.tensor_parallel_size)
     data = report.as_dict()
     if args.json:
         print(json.dumps(data, ensure_ascii=False))
     else:
         if report.licence:
-            print(f"Model {report.model_id} is used under the {report.licence}.")
+            print(f"Model {report.model_id} is used under the {report.licence}.", file=sys.stderr)
         print(f"{report.generated} notes generated, {report.already_done} already in "
               f"{report.store_path}, {report.pending_left} left; "
               f"{report.tokens_per_s:.1f} tokens/s, {report.notes_per_min:.1f} notes/min")
@@ -54,10 +59,25 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
                         help="stop string (repeatable); default: blank line for completion")
     parser.add_argument("--max-tasks", type=int, default=0, help="generate at most N pending tasks (0 = all)")
     parser.add_argument("--adapter", default=None, help="LoRA adapter folder on top of --model")
-    parser.add_argument("--base-url", default=None, help="openai backend: endpoint (else OPENAI_BASE_URL)")
+    parser.add_argument("--base-url", default=None,
+                        help="openai backend: endpoint, or several separated by commas (a pool); "
+                             "else OPENAI_BASE_URL")
     parser.add_argument("--concurrency", type=int, default=4, help="openai backend: parallel requests")
     parser.add_argument("--timeout", type=float, default=120.0, help="openai backend: seconds per request")
     parser.add_argument("--max-retries", type=int, default=5, help="openai backend: retries on 429/5xx")
+    parser.add_argument("--empty-retries", type=int, default=2,
+                        help="ask again this often for an empty note (endpoints, sampling)")
+    parser.add_argument("--max-failed-share", type=float, default=0.05,
+                        help="fail when more than this share of notes failed (0.05 = 5 %%)")
+    parser.add_argument("--force", action="store_true",
+                        help="set an existing store aside (renamed with the time) and start afresh")
+    parser.add_argument("--engine", default="local", help="local | ray (a Ray cluster; extra 'cluster')")
+    parser.add_argument("--ray-address", default="", help="ray engine: cluster address (empty = local Ray)")
+    parser.add_argument("--actors", type=int, default=1, help="ray engine: model replicas")
+    parser.add_argument("--gpus-per-actor", type=float, default=0.0, help="ray engine: GPUs per replica")
+    parser.add_argument("--cpus-per-actor", type=float, default=0.0,
+                        help="ray engine: CPUs per replica (0 = sized from the machine)")
+    parser.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm backend: GPUs per model")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.set_defaults(func=_generate_cli)

@@ -30,8 +30,9 @@ TASK_COLUMNS: tuple[str, ...] = (
 
 # Generation store (stage 03, ``generations.jsonl``): one JSON object a line.
 STORE_FIELDS: tuple[str, ...] = (
-    "task_id", "model_id", "model_revision", "adapter", "backend", "decoding", "prompt",
-    "response", "prompt_tokens", "completion_tokens", "finish_reason", "seconds", "created_at",
+    "task_id", "task_fingerprint", "model_id", "model_revision", "adapter", "backend", "decoding",
+    "prompt", "response", "prompt_tokens", "completion_tokens", "finish_reason", "error",
+    "seconds", "created_at",
 )
 FINISH_REASONS = ("stop", "length", "empty", "error")
 

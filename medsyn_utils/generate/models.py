@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import sys
 import os
 import re
 import shutil
@@ -230,7 +231,7 @@ def embedded_model_dir(name: str = "gemma-3-270m", *, quiet: bool = False) -> Pa
         shutil.rmtree(target, ignore_errors=True)
     if not quiet:
         print(f"Converting {EMBEDDED_PREFIX}{name} ({entry.package} {version}) into a Hugging Face "
-              f"folder under {parent} (once, about a minute)...", flush=True)
+              f"folder under {parent} (once, about a minute)...", file=sys.stderr, flush=True)
     work = Path(tempfile.mkdtemp(dir=parent, prefix=f".{name}-{version}.", suffix=".tmp"))
     try:
         os.chmod(work, 0o755)  # mkdtemp makes it private; the cache is readable like any other

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from medsyn_utils.core.errors import MedsynError, ParameterError
-from medsyn_utils.generate.generation import Decoding, Prompt, TransformersBackend, render_chat
+from medsyn_utils.generate.backends.base import Decoding, Prompt, render_chat
+from medsyn_utils.generate.backends.transformers import TransformersBackend
 from medsyn_utils.generate.models import ModelSpec, resolve_model
 
 
@@ -55,6 +56,7 @@ class CompletionServer:
         self.httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self.stopped = False
 
     @property
     def url(self) -> str:
@@ -70,6 +72,9 @@ class CompletionServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving: new connections are refused, open ones are dropped without an answer
+        (as when a server goes down), requests being answered finish."""
+        self.stopped = True
         self.httpd.shutdown()
         self.httpd.server_close()
         if self._thread is not None:
@@ -158,6 +163,7 @@ def _decoding(body: dict[str, Any]) -> Decoding:
 
 
 def _handler_for(server: CompletionServer) -> type[BaseHTTPRequestHandler]:
+    """The request handler class bound to ``server`` (long: it holds every route)."""
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -195,6 +201,9 @@ def _handler_for(server: CompletionServer) -> type[BaseHTTPRequestHandler]:
                 self._error(404, f"no route {self.path}", "not_found")
 
         def do_POST(self) -> None:  # noqa: N802
+            if server.stopped:  # gone: drop the connection without an answer
+                self.close_connection = True
+                return
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             path = self.path.rstrip("/")

@@ -7,7 +7,10 @@ finished note is lost and none is written twice:
 * a restart reads the task ids already there and generates only the others;
 * a torn last line (the process died mid-write) is cut off on open and its task regenerated;
 * records whose task id is already stored are skipped, so a task appears exactly once;
-* an advisory lock stops two runs from appending to the same store at once.
+* an advisory lock stops two runs from appending to the same store at once;
+* a failed note (``finish_reason`` ``empty``/``error``, reason in ``error``) is kept as a record
+  but does not count as done: the next run tries its task again, and a later note for the task
+  takes its place in :func:`read_records`.
 
 Fields of each record: :data:`medsyn_utils.schema.STORE_FIELDS`.
 """
@@ -23,10 +26,20 @@ from medsyn_utils.core.errors import InputTableError
 from medsyn_utils.core.provenance import json_default
 from medsyn_utils.core.schema import STORE_FIELDS
 
+# finish_reason of a record that is not a note.
+FAILED_REASONS = ("empty", "error")
+
 try:  # POSIX advisory locks; elsewhere the store simply is not locked
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
+
+
+def is_failed(record: Mapping[str, Any]) -> bool:
+    """A stored record that is not a note (its task is tried again on the next run)."""
+    response = record.get("response")
+    return (record.get("finish_reason") in FAILED_REASONS or bool(record.get("error"))
+            or not isinstance(response, str) or not response.strip())
 
 
 def encode_record(record: Mapping[str, Any]) -> str:
@@ -68,20 +81,25 @@ def _scan(data: bytes, path: Path) -> tuple[list[dict[str, Any]], int]:
     return records, good
 
 
+def latest_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One record per task id, in order of first appearance: its first note, or, when it has
+    none, its last failed record."""
+    chosen: dict[str, dict[str, Any]] = {}
+    for record in records:
+        task_id = str(record["task_id"])
+        held = chosen.get(task_id)
+        if held is None or is_failed(held):  # a note is kept; a failed record gives way
+            chosen[task_id] = dict(record)
+    return list(chosen.values())
+
+
 def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """All complete records, first occurrence of each task id, torn tail ignored (read only)."""
+    """All complete records, one per task id (see :func:`latest_records`), torn tail ignored."""
     path = Path(path)
     if not path.is_file():
         return []
     records, _ = _scan(path.read_bytes(), path)
-    seen: set[str] = set()
-    unique = []
-    for record in records:
-        task_id = str(record["task_id"])
-        if task_id not in seen:
-            seen.add(task_id)
-            unique.append(record)
-    return unique
+    return latest_records(records)
 
 
 def read_store(path: str | os.PathLike[str]):
@@ -135,7 +153,7 @@ class GenerationStore:
                 os.ftruncate(fd, good)
                 os.fsync(fd)
                 self.repaired_bytes = size - good
-            self.done = {str(record["task_id"]) for record in records}
+            self.done = {str(record["task_id"]) for record in records if not is_failed(record)}
         except BaseException:
             os.close(fd)
             raise
@@ -155,20 +173,21 @@ class GenerationStore:
 
     # -- writing ---------------------------------------------------------------------------
     def append(self, records: Iterable[Mapping[str, Any]]) -> int:
-        """Append finished notes durably (one write, fsync); skip task ids already stored.
+        """Append records durably (one write, fsync); skip task ids already holding a note.
 
-        Returns how many records were written.
+        Returns how many notes (not failed records) were written.
         """
         if self._fd is None:
             raise InputTableError(f"store {self.path} is not open: use it as a context manager")
         lines = []
         fresh: list[str] = []
+        failed: list[str] = []
         for record in records:
             task_id = str(record.get("task_id"))
-            if task_id in self.done or task_id in fresh:
+            if task_id in self.done or task_id in fresh or task_id in failed:
                 continue
             lines.append(encode_record(record))
-            fresh.append(task_id)
+            (failed if is_failed(record) else fresh).append(task_id)
         if not lines:
             return 0
         payload = "".join(lines).encode("utf-8")

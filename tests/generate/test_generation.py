@@ -17,6 +17,7 @@ import torch
 from medsyn_utils.cli import app as cli
 
 from medsyn_utils.generate import generation
+from medsyn_utils.core.artefacts import MissingInputError
 from medsyn_utils.core.errors import InputTableError, ModelError, ParameterError
 from medsyn_utils.generate.generation import (Decoding, Prompt, TransformersBackend, cut_at_stop, finish,
                                      generate_store, strip_echo)
@@ -107,20 +108,28 @@ def test_stop_string_cuts_the_note(varied_lm_dir, tmp_path):
     task_id, text = next((k, v) for k, v in sorted(free.items()) if len(v.strip()) > 4)
     marker = text.strip()[3]
     generate_store(tasks[tasks.task_id == task_id], tmp_path / "cut.jsonl",
-                   model=str(varied_lm_dir), stop=[marker], **GREEDY)
+                   model=str(varied_lm_dir), stop=[marker], max_failed_share=1.0, **GREEDY)
     [cut] = read_records(tmp_path / "cut.jsonl")
     assert cut["response"] == text.strip()[:text.strip().index(marker)].strip()
     assert marker not in cut["response"]
     assert cut["finish_reason"] in ("stop", "empty")
+    assert (cut["finish_reason"] == "empty") == bool(cut["error"])  # an empty note says why
     assert cut["decoding"]["stop"] == [marker]
 
 
-def test_default_stop_for_completion_is_a_blank_line(varied_lm_dir, tmp_path):
+def test_default_stop_for_completion_is_a_blank_line_or_the_next_patient(varied_lm_dir, tmp_path):
     generate_store(make_tasks(2), tmp_path / "s.jsonl", model=str(varied_lm_dir),
-                   prompt_form="completion", **GREEDY)
+                   prompt_form="completion", max_failed_share=1.0, **GREEDY)
     assert {r["decoding"]["prompt_form"] for r in read_records(tmp_path / "s.jsonl")} == {"completion"}
-    assert all(r["decoding"]["stop"] == ["\n\n"] and "\n\n" not in r["response"]
-               for r in read_records(tmp_path / "s.jsonl"))
+    assert all(r["decoding"]["stop"] == list(generation.DEFAULT_COMPLETION_STOP)
+               and "\n\n" not in r["response"] for r in read_records(tmp_path / "s.jsonl"))
+    assert "\n\n" in generation.DEFAULT_COMPLETION_STOP and "Пациент 3." in \
+        generation.DEFAULT_COMPLETION_STOP
+    prompt = Prompt("t", text="Пациент 2.", echoes=("Пациент 2.",))
+    text, reason = finish(" Кашель три дня. Пациент 3. Пациент 4. Пациент 5.", prompt,
+                          generation.DEFAULT_COMPLETION_STOP, hit_eos=False, tokens=20,
+                          max_new_tokens=20)
+    assert (text, reason) == ("Кашель три дня.", "stop")
 
 
 def test_post_processing():
@@ -358,9 +367,14 @@ def test_task_table_for_run(tmp_path):
         generation.task_table_for_run(run, str(tmp_path / "other.parquet"))
 
 
-def test_task_table_for_run_builds_a_tiny_one_when_missing(tmp_path, data_dir):
-    pytest.importorskip("medsyn_utils.tasks.table")
-    table, path, built = generation.task_table_for_run(tmp_path / "run", n=3, seed=0)
+def test_task_table_for_run_missing_is_an_error_naming_the_tasks_stage(tmp_path):
+    with pytest.raises(MissingInputError, match=r"no tasks.parquet in .*run the tasks stage"):
+        generation.task_table_for_run(tmp_path / "run", n=3, seed=0)
+    assert not (tmp_path / "run" / "tasks.parquet").exists()
+
+
+def test_task_table_for_run_builds_a_demo_one_only_when_asked(tmp_path, data_dir):
+    table, path, built = generation.task_table_for_run(tmp_path / "run", demo=True, n=3, seed=0)
     assert built and path.is_file() and len(table) == 3
     assert {"task_id", "user_prompt", "completion_prompt"} <= set(table.columns)
 

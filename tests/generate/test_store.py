@@ -13,11 +13,12 @@ from medsyn_utils.core.schema import STORE_FIELDS
 from medsyn_utils.generate.store import GenerationStore, read_records, read_store
 
 
-def record(task_id: str, response: str = "Жалобы на кашель.") -> dict:
-    return {"task_id": task_id, "model_id": "m", "model_revision": None, "adapter": None,
+def record(task_id: str, response: str = "Жалобы на кашель.", *, error: str | None = None,
+           finish_reason: str = "stop") -> dict:
+    return {"task_id": task_id, "task_fingerprint": "f" + task_id, "error": error, "model_id": "m", "model_revision": None, "adapter": None,
             "backend": "transformers", "decoding": {"max_new_tokens": 8, "seed": 0},
             "prompt": "p", "response": response, "prompt_tokens": 3, "completion_tokens": 4,
-            "finish_reason": "stop", "seconds": 0.1, "created_at": "2024-01-01T00:00:00+00:00"}
+            "finish_reason": finish_reason, "seconds": 0.1, "created_at": "2024-01-01T00:00:00+00:00"}
 
 
 def test_append_then_reopen_knows_done_ids(tmp_path):
@@ -131,3 +132,22 @@ def test_append_requires_an_open_store(tmp_path):
 def test_path_that_is_a_folder_is_refused(tmp_path):
     with pytest.raises(InputTableError, match="not a file"):
         GenerationStore(tmp_path).open()
+
+
+def test_failed_record_is_kept_but_retried_and_a_later_note_takes_its_place(tmp_path):
+    path = tmp_path / "s.jsonl"
+    with GenerationStore(path) as store:
+        failed = record("t1", "", error="the model wrote no text", finish_reason="empty")
+        assert store.append([failed, record("t2")]) == 1  # one note, one failed record
+    with GenerationStore(path) as store:
+        assert store.done == {"t2"}, "a failed task is not done: the next run tries it again"
+        assert [r["task_id"] for r in read_records(path)] == ["t1", "t2"]
+        assert read_records(path)[0]["finish_reason"] == "empty"
+        assert store.append([record("t1", "Кашель.")]) == 1
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 3  # nothing rewritten
+    notes = read_records(path)
+    assert [(r["task_id"], r["response"]) for r in notes] == [("t1", "Кашель."),
+                                                               ("t2", "Жалобы на кашель.")]
+    with GenerationStore(path) as store:
+        assert store.done == {"t1", "t2"}
+        assert store.append([record("t1", "again")]) == 0
