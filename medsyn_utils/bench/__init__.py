@@ -11,4 +11,5 @@ BENCHMARKS = {
     "sampling": "vectorised task sampler against a one-task-at-a-time loop",
     "generation": "batched generation against one note at a time",
     "scoring": "single-pass BERTScore against two bert_score.score calls",
+    "downstream": "downstream classifier (tfidf-svm) against plain logistic regression; all settings",
 }
