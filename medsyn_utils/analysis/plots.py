@@ -19,8 +19,10 @@ import pandas as pd
 
 from medsyn_utils.analysis.columns import (_WORD, COPY_NGRAM, FILTER_GROUPS, SCORE_COLUMNS, Groups,
                                            _labels, add_derived_columns, prepare_groups)
-from medsyn_utils.analysis.figure_io import (FigureRecord, SkipFigure, quiet, save_figure, setup,
-                                             write_index)
+from medsyn_utils.analysis.figure_io import (FigureRecord, SkipFigure, index_table, quiet,
+                                             save_figure, setup, write_index)
+
+__all__ = ["make_figures", "summary_metrics", "scoring_thresholds", "index_table", "REAL_DATA_FILES"]
 from medsyn_utils.core.errors import InputTableError, ParameterError
 
 REAL_DATA_FILES = ["rumedbench/RuMedTop3/train_v1.jsonl", "medsyn/notes/train_v1_symp_anam_75pct.jsonl"]

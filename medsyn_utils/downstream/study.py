@@ -20,6 +20,7 @@ from medsyn_utils.downstream.classifiers import classifier_factory
 from medsyn_utils.downstream.experiment import (ExperimentResult, experiment_settings,
                                                 lowest_dev_accuracy_codes, rarest_codes, run_settings)
 from medsyn_utils.downstream.inputs import load_real, prepare_synthetic, select_rows
+from medsyn_utils.downstream.tuning import DEV_CHOICE
 
 GROUP_COLUMNS = ("generation_model", "prior")
 
@@ -53,8 +54,13 @@ def run_study(synthetic: pd.DataFrame | str | os.PathLike[str], out_dir: str | o
               precision_threshold: float = 0.7, n_bootstrap: int = 1000, hard_quantile: float = 0.25,
               models: Sequence[str] = (), priors: Sequence[str] = (),
               example_sources: Sequence[str] = (), by_group: bool = True, seed: int = 0,
-              demo: bool = False, source: str = "", progress: bool = True) -> Study:
-    """Run the study and write its files into ``out_dir``; ``demo`` marks made-up input."""
+              demo: bool = False, source: str = "", classifier_choice: dict[str, Any] | None = None,
+              progress: bool = True) -> Study:
+    """Run the study and write its files into ``out_dir``; ``demo`` marks made-up input.
+
+    ``classifier_choice``: how the classifier's options were chosen (e.g. a dev search run in
+    the notebook); recorded as given, else the documented dev search of the defaults.
+    """
     from medsyn_utils.core.artefacts import read_scored_table
     from medsyn_utils.core.provenance import write_json_atomic
 
@@ -97,6 +103,9 @@ def run_study(synthetic: pd.DataFrame | str | os.PathLike[str], out_dir: str | o
                               "comparisons": numbers["comparisons"],
                               "skipped_settings": numbers["skipped_settings"]})
     metrics.update(demo=bool(demo), synthetic_source=source or "a table passed in memory",
+                   classifier_choice=classifier_choice or {
+                       "how": "options as given; the defaults are the documented dev search's winner",
+                       "documented_dev_search": DEV_CHOICE},
                    selection={"models": list(models), "priors": list(priors),
                               "example_sources": list(example_sources)},
                    groups=group_metrics)
