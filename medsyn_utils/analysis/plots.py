@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from medsyn_utils.analysis.columns import (_WORD, COPY_NGRAM, FILTER_GROUPS, SCORE_COLUMNS, Groups,
+from medsyn_utils.analysis.columns import (_WORD, COPY_NGRAM, FILTER_GROUPS, MISSING_LABEL, SCORE_COLUMNS, Groups,
                                            _labels, add_derived_columns, prepare_groups)
 from medsyn_utils.analysis.figure_io import (FigureRecord, SkipFigure, index_table, quiet,
                                              save_figure, setup, write_index)
@@ -285,7 +285,7 @@ def make_figures(frame: pd.DataFrame, output_dir: str | Path, *,
     data, derived = add_derived_columns(frame, recall_threshold=recall_threshold,
                                         precision_threshold=precision_threshold)
     data, groups = prepare_groups(data, group_columns)
-    notes = ([f"**DEMO DATA**: made-up notes with random scores, not model output"] if demo else [])
+    notes = (["**DEMO DATA**: made-up notes with random scores, not model output"] if demo else [])
     notes.append(f"{len(frame)} notes; panels by {groups.facet}, colours by {groups.hue}")
     if groups.note:
         notes.append(groups.note)

@@ -9,7 +9,7 @@ from conftest import TOY_WORDS
 
 from medsyn_utils.core.errors import ParameterError
 from medsyn_utils.downstream import experiment as ex
-from medsyn_utils.downstream.classifiers import TfidfLinear, classifier_factory
+from medsyn_utils.downstream.classifiers import classifier_factory
 
 
 def test_top_k_accuracy_on_a_hand_checkable_case():

@@ -75,8 +75,9 @@ def test_notebook_06_on_a_schema_shaped_file_with_selection(tmp_path, schema_fil
     for key in ("real_only_test_acc@1", "real_synthetic_test_acc@3", "real_oversampled_test_acc@1",
                 "real_class_weighted_test_acc@1"):
         assert 0.0 < metrics[key] < 1.0, key
-    assert not metrics["demo"] and metrics["synthetic_input_rows"] == 300
+    assert not metrics["demo"] and 0 < metrics["synthetic_rows_selected"] < 300
     saved = json.loads((run / "downstream_metrics.json").read_text(encoding="utf-8"))
+    assert saved["synthetic"]["rows_before_selection"] == 300
     assert saved["synthetic"]["generation_model_counts"].keys() == {"demo-model-a"}
     assert saved["summary"]["real_synthetic_test_acc@1"] == metrics["real_synthetic_test_acc@1"]
     assert saved["demo"] is False and str(schema_file) in saved["synthetic_source"]
