@@ -252,17 +252,70 @@ def _fit_and_score(model: CodeClassifier, setting: Setting, real_part: pd.DataFr
     return {s: model.scores_matrix(m) for s, m in matrices.evaluation.items()}
 
 
+@dataclass
+class _Context:
+    """What every fit of one :func:`run_settings` call reads (never writes)."""
+
+    real: pd.DataFrame
+    synthetic: pd.DataFrame
+    evaluation: dict[str, pd.DataFrame]
+    matrices: _Features | None
+    make_model: Callable[[int], CodeClassifier]
+    reuse: dict
+
+
+def _one_fit(setting: Setting, seed: int, context: _Context) -> tuple[dict[str, Any] | None, str]:
+    """One fit (or a reused one): sizes and per-example correctness, or why it was skipped."""
+    if not setting.uses_synthetic and (setting, seed) in context.reuse:
+        return context.reuse[(setting, seed)], ""
+    real_part, added = _training_set(setting, context.real, context.synthetic, seed)
+    if pd.concat([real_part["code"], added["code"]]).nunique() < 2:
+        return None, (f"{len(real_part) + len(added)} training notes of fewer than 2 codes: too "
+                      f"few synthetic notes left after selection, mapping and filtering")
+    model = context.make_model(seed)
+    scores = _fit_and_score(model, setting, real_part, added, context.matrices, context.real,
+                            context.synthetic, context.evaluation)
+    return {"n": (len(real_part), len(added)), "describe": model.describe(),
+            "correct": {s: {k: correct_at_k(scores[s], t["code"], model.classes_, k) for k in KS}
+                        for s, t in context.evaluation.items()}}, ""
+
+
+def _collect(jobs: list[tuple[Setting, int]], outcomes: list, evaluation: dict[str, pd.DataFrame],
+             reuse: dict, description: dict[str, Any]) -> tuple[list, dict, dict, dict[str, Any]]:
+    """Rows of accuracies, per-example correctness and skipped settings from the fits."""
+    rows: list[dict[str, Any]] = []
+    correctness: dict[str, dict[str, dict[int, list[np.ndarray]]]] = {}
+    skipped: dict[str, str] = {}
+    for (setting, seed), (done, why) in zip(jobs, outcomes):
+        if done is None:
+            skipped[setting.name] = why
+            continue
+        description = done["describe"]
+        if not setting.uses_synthetic:
+            reuse[(setting, seed)] = done
+        for split in evaluation:
+            rows.append({"setting": setting.name, "share_real": setting.share_real,
+                         "share_synthetic": setting.share_synthetic, "control": setting.control,
+                         "seed": seed, "split": split, "n_train_real": done["n"][0],
+                         "n_train_added": done["n"][1], "n_train": sum(done["n"]),
+                         **{f"acc@{k}": float(done["correct"][split][k].mean()) for k in KS}})
+            for k in KS:
+                correctness.setdefault(setting.name, {}).setdefault(split, {}).setdefault(
+                    k, []).append(done["correct"][split][k])
+    return rows, correctness, skipped, description
+
+
 def run_settings(real_train: pd.DataFrame, dev: pd.DataFrame, test: pd.DataFrame,
                  synthetic: pd.DataFrame, *, settings: Sequence[Setting | tuple[float, float]],
                  seeds: int | Sequence[int], make_model: Callable[[int], CodeClassifier],
-                 progress: bool = True, reuse: dict | None = None) -> ExperimentResult:
+                 progress: bool = True, reuse: dict | None = None, n_jobs: int = 2) -> ExperimentResult:
     """Train one classifier per setting (and per seed where something is random); acc@1/3/5 on
     dev and test.
 
     Tables have ``text`` and ``code``. A linear TF-IDF classifier gets its vocabulary from the real
     training notes, transformed once for every setting. ``reuse`` (a dict kept by the caller)
     shares the fits of settings that do not depend on the synthetic table across calls (e.g. one
-    call per model × prior).
+    call per model × prior). ``n_jobs``: fits of a deterministic classifier run side by side.
     """
     from tqdm.auto import tqdm
 
@@ -283,41 +336,19 @@ def run_settings(real_train: pd.DataFrame, dev: pd.DataFrame, test: pd.DataFrame
     matrices = (_Features(probe, real_train, synthetic, evaluation, reuse.get("features"))
                 if isinstance(probe, TfidfLinear) else None)
     reuse["features"] = matrices
-    rows: list[dict[str, Any]] = []
-    correctness: dict[str, dict[str, dict[int, list[np.ndarray]]]] = {}
-    skipped: dict[str, str] = {}
     description = probe.describe()
     jobs = [(s, seed) for s in settings
             for seed in (seed_list[:1] if s.seed_free and probe.deterministic else seed_list)]
-    for setting, seed in tqdm(jobs, desc="downstream fits", disable=not progress):
-        key = (setting, seed)
-        if not setting.uses_synthetic and key in reuse:
-            done = reuse[key]
-        else:
-            real_part, added = _training_set(setting, real_train, synthetic, seed)
-            if pd.concat([real_part["code"], added["code"]]).nunique() < 2:
-                skipped[setting.name] = (f"{len(real_part) + len(added)} training notes of fewer "
-                                         f"than 2 codes: too few synthetic notes left after "
-                                         f"selection, mapping and filtering")
-                continue
-            model = make_model(seed)
-            scores = _fit_and_score(model, setting, real_part, added, matrices, real_train,
-                                    synthetic, evaluation)
-            description = model.describe()
-            done = {"n": (len(real_part), len(added)),
-                    "correct": {s: {k: correct_at_k(scores[s], t["code"], model.classes_, k)
-                                    for k in KS} for s, t in evaluation.items()}}
-            if not setting.uses_synthetic:
-                reuse[key] = done
-        for split in evaluation:
-            rows.append({"setting": setting.name, "share_real": setting.share_real,
-                         "share_synthetic": setting.share_synthetic, "control": setting.control,
-                         "seed": seed, "split": split, "n_train_real": done["n"][0],
-                         "n_train_added": done["n"][1], "n_train": sum(done["n"]),
-                         **{f"acc@{k}": float(done["correct"][split][k].mean()) for k in KS}})
-            for k in KS:
-                correctness.setdefault(setting.name, {}).setdefault(split, {}).setdefault(
-                    k, []).append(done["correct"][split][k])
+    context = _Context(real_train, synthetic, evaluation, matrices, make_model, reuse)
+
+    # liblinear releases the GIL: fits of different settings run side by side in threads.
+    if n_jobs > 1 and len(jobs) > 1 and probe.deterministic:
+        from joblib import Parallel, delayed
+
+        outcomes = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(_one_fit)(s, seed, context) for s, seed in jobs)
+    else:
+        outcomes = [_one_fit(s, seed, context) for s, seed in tqdm(jobs, desc="downstream fits", disable=not progress)]
+    rows, correctness, skipped, description = _collect(jobs, outcomes, evaluation, reuse, description)
     if not rows:
         raise ParameterError("no setting could be trained: " + "; ".join(
             f"{name}: {why}" for name, why in skipped.items()))
