@@ -53,3 +53,21 @@ def best_options(search: pd.DataFrame) -> dict[str, Any]:
         chars = options["char_ngrams"]
         options["char_ngrams"] = tuple(chars) if isinstance(chars, (list, tuple)) else None
     return options
+
+
+def choose_options(kind: str, options: dict[str, Any], *, tune: bool = False
+                   ) -> tuple[dict[str, Any], dict[str, Any] | None, pd.DataFrame | None]:
+    """The classifier options to use, how they were chosen, and the search table (if run).
+
+    ``tune`` with a TF-IDF classifier runs :func:`search_on_dev` on RuMedTop3 and takes its
+    winner; otherwise the options are used as given (``None`` choice: the documented defaults).
+    """
+    if not tune or kind == "transformer":
+        return options, None, None
+    from medsyn_utils.downstream.inputs import load_real
+
+    real = load_real()
+    search = search_on_dev(real["train"], real["dev"], kind=kind)
+    chosen = {**options, **best_options(search)}
+    return chosen, {"how": DEV_CHOICE["how"] + " (run here)", "options": chosen,
+                    "search": search.to_dict(orient="records")}, search

@@ -70,3 +70,15 @@ def test_transformer_classifier_same_interface_on_a_tiny_encoder(tiny_encoder_di
 def test_transformer_classifier_names_an_encoder_it_cannot_load(tmp_path):
     with pytest.raises(ModelError, match="cannot be loaded"):
         TransformerClassifier(str(tmp_path / "missing")).fit(["a", "b"], ["A", "B"])
+
+
+def test_dev_search_ranks_candidates_and_options_pass_through(toy, monkeypatch):
+    from medsyn_utils.downstream import tuning
+
+    grid = [{"min_df": 1, "char_ngrams": None, "C": c} for c in (0.001, 1.0)]
+    search = tuning.search_on_dev(toy(8, 0), toy(3, 1), grid=grid)
+    assert list(search["acc@1"]) == sorted(search["acc@1"], reverse=True) and len(search) == 2
+    best = tuning.best_options(search)
+    assert set(best) == {"min_df", "char_ngrams", "C"} and best["char_ngrams"] is None
+    assert tuning.choose_options("tfidf-svm", {"C": 2.0}) == ({"C": 2.0}, None, None)
+    assert tuning.choose_options("transformer", {"encoder": "x"}, tune=True)[1] is None
