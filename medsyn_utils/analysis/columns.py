@@ -168,3 +168,27 @@ def prepare_groups(frame: pd.DataFrame, group_columns: Sequence[str]) -> tuple[p
         hue = "_hue"
     return out, Groups(facet, hue, sorted(out[facet].unique()), sorted(out[hue].unique()), note)
 
+
+def real_note_lengths() -> tuple[dict[str, pd.Series], str | None]:
+    """Word counts of real notes (RuMedTop3 train complaints, full train notes) for comparison."""
+    from medsyn_utils.core.corpus import load_full_notes, load_rumedtop3
+    from medsyn_utils.core.errors import DataError
+
+    try:
+        complaints = load_rumedtop3("train")["text"]
+        full = load_full_notes("train")["full_text"]
+    except DataError as error:
+        return {}, f"real notes unavailable ({error})"
+    return {"real complaints\n(RuMedTop3 train)": complaints.str.count(_WORD.pattern),
+            "real full notes\n(train)": full.str.count(_WORD.pattern)}, None
+
+
+def task_categories() -> tuple[set[str] | None, str | None]:
+    """The 105 RuMedTop3 categories (``None`` with a note when the data is unavailable)."""
+    from medsyn_utils.core.corpus import load_rumedtop3
+    from medsyn_utils.core.errors import DataError
+
+    try:
+        return set(load_rumedtop3("train")["code"]), None
+    except DataError as error:
+        return None, f"RuMedTop3 codes unavailable ({error})"

@@ -17,8 +17,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from medsyn_utils.analysis.columns import (_WORD, COPY_NGRAM, FILTER_GROUPS, MISSING_LABEL, SCORE_COLUMNS, Groups,
-                                           _labels, add_derived_columns, prepare_groups)
+from medsyn_utils.analysis.columns import (COPY_NGRAM, FILTER_GROUPS, MISSING_LABEL,
+                                           SCORE_COLUMNS, Groups, _labels, add_derived_columns,
+                                           prepare_groups, real_note_lengths, task_categories)
 from medsyn_utils.analysis.figure_io import (FigureRecord, SkipFigure, index_table, quiet,
                                              save_figure, setup, write_index)
 
@@ -60,6 +61,9 @@ def plot_score_distributions(frame: pd.DataFrame, groups: Groups, *, hue: str | 
                 sns.histplot(data=part, x=score, hue=hue, hue_order=present, palette=palette,
                              element="step", stat="density", common_norm=False, bins=30, ax=ax,
                              legend=False)
+            else:  # say on the figure why the panel is empty
+                ax.text(0.5, 0.5, f"no {score} values here\n(e.g. no style example)", ha="center",
+                        va="center", fontsize=6, transform=ax.transAxes, color="tab:gray")
             ax.axvline(thresholds[score], color="black", linestyle="--", linewidth=1)
             ax.set_title(f"{value} (n={len(part)})" if r == 0 else "")
             ax.set_xlabel(score)
@@ -238,31 +242,6 @@ def plot_copy_vs_precision(frame: pd.DataFrame, groups: Groups, *, precision_thr
 # --------------------------------------------------------------------------------------------
 # All figures
 # --------------------------------------------------------------------------------------------
-
-def real_note_lengths() -> tuple[dict[str, pd.Series], str | None]:
-    """Word counts of real notes (RuMedTop3 train complaints, full train notes) for comparison."""
-    from medsyn_utils.core.corpus import load_full_notes, load_rumedtop3
-    from medsyn_utils.core.errors import DataError
-
-    try:
-        complaints = load_rumedtop3("train")["text"]
-        full = load_full_notes("train")["full_text"]
-    except DataError as error:
-        return {}, f"real notes unavailable ({error})"
-    return {"real complaints\n(RuMedTop3 train)": complaints.str.count(_WORD.pattern),
-            "real full notes\n(train)": full.str.count(_WORD.pattern)}, None
-
-
-def task_categories() -> tuple[set[str] | None, str | None]:
-    """The 105 RuMedTop3 categories (``None`` with a note when the data is unavailable)."""
-    from medsyn_utils.core.corpus import load_rumedtop3
-    from medsyn_utils.core.errors import DataError
-
-    try:
-        return set(load_rumedtop3("train")["code"]), None
-    except DataError as error:
-        return None, f"RuMedTop3 codes unavailable ({error})"
-
 
 def make_figures(frame: pd.DataFrame, output_dir: str | Path, *,
                  group_columns: Sequence[str] = ("generation_model", "prior"),

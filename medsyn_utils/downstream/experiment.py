@@ -345,9 +345,11 @@ def run_settings(real_train: pd.DataFrame, dev: pd.DataFrame, test: pd.DataFrame
     if n_jobs > 1 and len(jobs) > 1 and probe.deterministic:
         from joblib import Parallel, delayed
 
-        outcomes = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(_one_fit)(s, seed, context) for s, seed in jobs)
+        outcomes = Parallel(n_jobs=n_jobs, prefer="threads")(
+            delayed(_one_fit)(s, seed, context) for s, seed in jobs)
     else:
-        outcomes = [_one_fit(s, seed, context) for s, seed in tqdm(jobs, desc="downstream fits", disable=not progress)]
+        outcomes = [_one_fit(s, seed, context)
+                    for s, seed in tqdm(jobs, desc="downstream fits", disable=not progress)]
     rows, correctness, skipped, description = _collect(jobs, outcomes, evaluation, reuse, description)
     if not rows:
         raise ParameterError("no setting could be trained: " + "; ".join(

@@ -90,8 +90,8 @@ def run_study(synthetic: pd.DataFrame | str | os.PathLike[str], out_dir: str | o
         group_counts = {"kept": int(len(part)), "kept_codes": int(part["code"].nunique())}
         try:
             group_result = run_settings(real["train"], real["dev"], real["test"], part,
-                                        settings=settings, seeds=seeds, make_model=make_model, progress=progress,
-                                        reuse=reuse)
+                                        settings=settings, seeds=seeds, make_model=make_model,
+                                        progress=progress, reuse=reuse)
         except ParameterError as error:  # a group too small to train on
             group_metrics.append({**group, "skipped": str(error)})
             continue
