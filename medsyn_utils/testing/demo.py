@@ -25,7 +25,7 @@ import pandas as pd
 from medsyn_utils.core.errors import ParameterError
 from medsyn_utils.core.schema import PUBLISHED_COLUMNS
 
-DEMO_MODELS = ("GPT-3.5", "GPT-4", "LLaMA-7b", "LLaMA-13b")
+DEMO_MODELS = ("demo-model-a", "demo-model-b", "demo-model-c", "demo-model-d")
 # prior label → (uses symptoms, uses a style example)
 DEMO_PRIORS = {"symptoms+anamnesis": (True, True), "symptoms": (True, False), "code": (False, False)}
 DEMO_SOURCES = ("RuMedPrime", "private data")
@@ -37,7 +37,8 @@ DATA_FILES = ("rumedbench/RuMedTop3/train_v1.jsonl", "rumedbench/RuMedTop3/dev_v
               SYMPTOM_FILE)
 
 # Model and prior offsets of the random scores, so that plots show differences between groups.
-_MODEL_SHIFT = {"GPT-3.5": 0.0, "GPT-4": 0.04, "LLaMA-7b": -0.05, "LLaMA-13b": -0.02}
+_MODEL_SHIFT = dict(zip(DEMO_MODELS, (0.0, 0.04, -0.05, -0.02)))
+DEMO_MARK = "DEMO DATA"
 
 
 def _symptom_lists() -> dict[str, list[str]]:
@@ -87,8 +88,9 @@ def schema_shaped_dataset(n_rows: int = 300, seed: int = 0, *, extra_columns: bo
     Rows cycle through the 105 RuMedTop3 categories (every category appears once ``n_rows`` ≥ 105)
     plus about 3 % of rows with codes outside RuMedTop3; models, priors and example sources are
     drawn at random; scores are random but shifted by model and prior. ``extra_columns`` adds
-    ``example_visit_id``, ``n_symptoms``, ``length_words`` and ``passed_filter`` (the kit's own
-    metric columns) for tests that need them.
+    ``example_visit_id``, ``n_symptoms``, ``length_words``, ``filter_applies`` (both scores
+    present) and ``passed_filter`` (never where the filter does not apply) for tests that need
+    them. Model labels are ``demo-model-a`` … never real model names.
     """
     from medsyn_utils.core.corpus import load_full_notes, load_rumedtop3
 
@@ -167,31 +169,32 @@ def schema_shaped_dataset(n_rows: int = 300, seed: int = 0, *, extra_columns: bo
     if not extra_columns:
         return frame[list(PUBLISHED_COLUMNS)]
     frame["length_words"] = frame["response"].str.split().str.len()
-    frame["passed_filter"] = ((frame["symptoms_recall"].fillna(1.0) >= 0.65)
-                              & (frame["anamnesis_precision"].fillna(1.0) > 0.7))
+    frame["filter_applies"] = frame["symptoms_recall"].notna() & frame["anamnesis_precision"].notna()
+    frame["passed_filter"] = (frame["filter_applies"] & (frame["symptoms_recall"] >= 0.65)
+                              & (frame["anamnesis_precision"] > 0.7))
     return frame[list(PUBLISHED_COLUMNS) + ["example_visit_id", "n_symptoms", "length_words",
-                                            "passed_filter"]]
+                                            "filter_applies", "passed_filter"]]
 
 
-def scored_or_demo(run_dir: str | Path, input_path: str = "", *, n_rows: int = 300, seed: int = 0
-                   ) -> tuple[pd.DataFrame, str]:
+def scored_or_demo(run_dir: str | Path, input_path: str = "", *, demo: bool = False,
+                   n_rows: int = 300, seed: int = 0) -> tuple[pd.DataFrame, str]:
     """The table a notebook after scoring works on, and a line saying where it came from.
 
-    ``input_path`` given: that file (an error if it is missing; a typo never turns into demo
-    figures). Empty: the run folder's ``scored.parquet`` (or ``scored.csv``). Neither there: the
-    demo table of :func:`schema_shaped_dataset`, announced as such.
+    ``input_path`` given: that file (an error if it is missing). Empty: the run folder's
+    ``scored.parquet`` (or ``scored.csv``); when neither is there, a one-line error naming the
+    scoring stage, unless ``demo`` is set: then the demo table of :func:`schema_shaped_dataset`,
+    announced as DEMO DATA.
     """
-    from medsyn_utils.downstream.experiment import load_table
+    from medsyn_utils.core.artefacts import read_scored_table, require_input
     from medsyn_utils.core.paths import resolve
 
     if input_path:
         path = resolve(input_path)
-        return load_table(path), f"file {path}"
+        return read_scored_table(path), f"file {path}"
     folder = resolve(run_dir)
-    for name in ("scored.parquet", "scored.csv"):
-        if (folder / name).is_file():
-            return load_table(folder / name), f"scoring stage output {folder / name}"
-    frame = schema_shaped_dataset(n_rows, seed, extra_columns=False)
-    return frame, (f"DEMO TABLE ({n_rows} rows stitched from real RuMedTop3 train notes with random "
-                   f"scores; not model output): no scored.parquet in {folder}. Run the scoring stage "
-                   f"or set input_path")
+    if not demo:
+        path = require_input(folder, "scored.parquet", "scored.csv")
+        return read_scored_table(path), f"scoring stage output {path}"
+    frame = schema_shaped_dataset(n_rows, seed, extra_columns=True)
+    return frame, (f"{DEMO_MARK}: {n_rows} rows stitched from real RuMedTop3 train notes with random "
+                   f"scores, not model output (demo: true)")

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medsyn_utils.analysis import plots
+from medsyn_utils.analysis import columns, plots
+from medsyn_utils.analysis.figure_io import DEMO_WATERMARK, index_table, save_figure
 from medsyn_utils.core.schema import PUBLISHED_COLUMNS
 
 ALL_FIGURES = ["scores_by_model_prior", "scores_by_example_source", "share_passing", "counts",
@@ -55,7 +56,7 @@ def test_all_figures_saved_as_png_and_pdf_with_an_index(tmp_path):
     for name in ALL_FIGURES:
         assert f"## {name}" in index and f"({name}.png)" in index and f"({name}.pdf)" in index
     assert "*Skipped*" not in index
-    table = plots.index_table(records)
+    table = index_table(records)
     assert list(table["status"]) == ["saved"] * len(ALL_FIGURES)
 
 
@@ -91,8 +92,8 @@ def test_one_missing_optional_column_skips_one_figure(tmp_path, dropped, skipped
 def test_group_labels_come_from_the_data_and_missing_group_columns_degrade(tmp_path):
     frame = _table(models=("Мой-LLM", "other"), priors=("x", "y"))
     frame.loc[0, "prior"] = None
-    data, groups = plots.prepare_groups(frame, ["generation_model", "prior"])
-    assert groups.facet_order == ["other", "Мой-LLM"] and groups.hue_order == [plots.MISSING_LABEL, "x", "y"]
+    data, groups = columns.prepare_groups(frame, ["generation_model", "prior"])
+    assert groups.facet_order == ["other", "Мой-LLM"] and groups.hue_order == [columns.MISSING_LABEL, "x", "y"]
     records = plots.make_figures(frame.drop(columns=["prior"]), tmp_path, compare_real=False)
     assert _status(records)["scores_by_model_prior"] == "saved"
     assert "grouping column(s) prior absent" in (tmp_path / "index.md").read_text(encoding="utf-8")
@@ -102,9 +103,9 @@ def test_group_labels_come_from_the_data_and_missing_group_columns_degrade(tmp_p
 
 
 def test_display_label():
-    assert plots.display_label("/tmp/pytest-1/tiny-lm0/model") == "…/tiny-lm0/model"
-    assert plots.display_label("Qwen/Qwen2.5-7B-Instruct") == "Qwen/Qwen2.5-7B-Instruct"
-    assert plots.display_label(float("nan")) == plots.MISSING_LABEL and plots.display_label(None) == "(none)"
+    assert columns.display_label("/tmp/pytest-1/tiny-lm0/model") == "…/tiny-lm0/model"
+    assert columns.display_label("Qwen/Qwen2.5-7B-Instruct") == "Qwen/Qwen2.5-7B-Instruct"
+    assert columns.display_label(float("nan")) == columns.MISSING_LABEL and columns.display_label(None) == "(none)"
 
 
 def test_scorer_metric_columns_are_used_when_present():
@@ -112,21 +113,25 @@ def test_scorer_metric_columns_are_used_when_present():
     frame["note_words"] = 7
     frame["copied_8gram_share"] = 0.5
     frame["passed_filter"] = [i % 2 == 0 for i in range(len(frame))]
-    data, notes = plots.add_derived_columns(frame)
+    data, notes = columns.add_derived_columns(frame)
     assert notes["_length"] == "column note_words" and (data["_length"] == 7).all()
-    assert notes["_copy"] == "column copied_8gram_share" and notes["_passed"] == "column passed_filter"
-    assert data["_passed"].mean() == 0.5
+    assert notes["_copy"] == "column copied_8gram_share" and notes["_passed"].startswith("passed_filter column")
+    # passed only where the filter applies (both scores present): rows without an example never pass
+    applies = frame["anamnesis_precision"].notna()
+    assert (data["_passed"] == (frame["passed_filter"] & applies).astype(float)).all()
+    assert (data.loc[~applies, "_filter_group"] == "filter not applicable").all()
 
 
 def test_derived_columns_computed_from_text():
     frame = _table()
-    data, notes = plots.add_derived_columns(frame, recall_threshold=0.7, precision_threshold=0.75)
+    data, notes = columns.add_derived_columns(frame, recall_threshold=0.7, precision_threshold=0.75)
     assert notes["_length"].startswith("words counted")
     assert data.loc[0, "_length"] == len("Жалобы на кашель Болеет два дня".split())
     assert data["_n_symptoms"].tolist()[:4] == [1.0, 2.0, 3.0, 4.0]
     recall_ok = data["symptoms_recall"] >= 0.7
-    precision_ok = data["anamnesis_precision"].isna() | (data["anamnesis_precision"] > 0.75)
+    precision_ok = data["anamnesis_precision"] > 0.75  # a missing precision: not applicable, not passed
     assert (data["_passed"] == (recall_ok & precision_ok).astype(float)).all()
+    assert set(data["_filter_group"]) == {"passed", "failed", "filter not applicable"}
     assert data.loc[frame["anamnesis"] == "private_data", "_copy"].isna().all()
     assert data.loc[frame["anamnesis"].isna(), "_copy"].isna().all()
     assert data["_category"].tolist()[:4] == ["J06", "J02", "I10", "Z99"]
@@ -137,28 +142,40 @@ def test_derived_columns_computed_from_text():
     ("", 0.0), ("[broken", 1.0), (np.array(["a", "b", "c"]), 3.0),
 ])
 def test_count_symptoms(value, count):
-    assert plots.count_symptoms(value) == count
-    assert math.isnan(plots.count_symptoms(None)) and math.isnan(plots.count_symptoms(float("nan")))
+    assert columns.count_symptoms(value) == count
+    assert math.isnan(columns.count_symptoms(None)) and math.isnan(columns.count_symptoms(float("nan")))
 
 
 def test_copy_share_on_hand_made_texts():
     example = "один два три четыре пять шесть семь восемь"
     # ten words, the first eight copied: 3 word 8-grams, 1 found in the example
-    assert plots.copy_share("один два три четыре пять шесть семь восемь девять десять", example) == pytest.approx(1 / 3)
-    assert plots.copy_share(example, example) == 1.0
-    assert plots.copy_share("совсем другой текст из девяти слов без всякого копирования", example) == 0.0
-    assert math.isnan(plots.copy_share("коротко", example))  # no 8-gram at all
-    assert math.isnan(plots.copy_share(example, "private_data"))
-    assert math.isnan(plots.copy_share(example, None))
+    assert columns.copy_share("один два три четыре пять шесть семь восемь девять десять", example) == pytest.approx(1 / 3)
+    assert columns.copy_share(example, example) == 1.0
+    assert columns.copy_share("совсем другой текст из девяти слов без всякого копирования", example) == 0.0
+    assert math.isnan(columns.copy_share("коротко", example))  # no 8-gram at all
+    assert math.isnan(columns.copy_share(example, "private_data"))
+    assert math.isnan(columns.copy_share(example, None))
 
 
 def test_published_csv_round_trip_reads_example_as_bool(tmp_path):
+    from medsyn_utils.core.artefacts import read_scored_table
+
     path = tmp_path / "published.csv"
     frame = _table(12)
     frame["example"] = frame["example"].map({True: "True", False: "False"})
     frame.to_csv(path, index=False)
-    loaded = plots.load_scored(path)
-    assert loaded["example"].tolist() == _table(12)["example"].tolist()
+    assert read_scored_table(path)["example"].tolist() == _table(12)["example"].tolist()
+
+
+def test_demo_figures_carry_the_watermark_and_say_so(tmp_path):
+    import matplotlib.pyplot as plt
+
+    fig, _ = plt.subplots()
+    record = save_figure(fig, tmp_path, "x", "caption", demo=True)
+    assert DEMO_WATERMARK in fig.texts[-1].get_text() and record.caption.startswith(DEMO_WATERMARK)
+    records = plots.make_figures(_table(), tmp_path / "demo", compare_real=False, demo=True)
+    assert all(r.caption.startswith(DEMO_WATERMARK) for r in records if not r.skipped)
+    assert "**DEMO DATA**" in (tmp_path / "demo" / "index.md").read_text(encoding="utf-8")
 
 
 def test_scoring_thresholds_read_from_the_stage_record(tmp_path):
@@ -173,11 +190,12 @@ def test_scoring_thresholds_read_from_the_stage_record(tmp_path):
 def test_demo_dataset_has_the_published_schema_and_real_codes(data_dir, tmp_path):
     from medsyn_utils.core.corpus import load_rumedtop3
     from medsyn_utils.testing.demo import schema_shaped_dataset
-    from medsyn_utils.downstream.experiment import to_category
+    from medsyn_utils.downstream.inputs import to_category
 
     frame = schema_shaped_dataset(200, seed=3)
     assert list(frame.columns) == list(PUBLISHED_COLUMNS) and len(frame) == 200
     assert frame["generation_model"].nunique() >= 3 and frame["prior"].nunique() >= 3
+    assert frame["generation_model"].str.startswith("demo-model-").all()  # never real model names
     assert frame["example"].dtype == bool
     categories = frame["ICD-10"].map(to_category)
     task = set(load_rumedtop3("train")["code"])
@@ -186,6 +204,7 @@ def test_demo_dataset_has_the_published_schema_and_real_codes(data_dir, tmp_path
     extra = schema_shaped_dataset(120, seed=3, extra_columns=True)
     visits = set(load_rumedtop3("train")["idx"])
     assert extra["example_visit_id"].dropna().isin(visits).all()  # style examples: train visits only
+    assert not (extra["passed_filter"] & ~extra["filter_applies"]).any()
     records = plots.make_figures(frame, tmp_path)  # with the real notes for comparison
     assert all(not r.skipped for r in records)
     assert "unavailable" not in (tmp_path / "index.md").read_text(encoding="utf-8")

@@ -1,0 +1,228 @@
+"""ICD-code classifiers with one interface: ``fit``, ``scores`` (higher = more likely), ``top_k``.
+
+The default, ``tfidf-svm``, is chosen for the downstream question, not for a leaderboard:
+
+* its TF-IDF vocabulary and IDF are fitted on the **real training notes only** (all 4,690), once,
+  and kept for every setting. Synthetic notes are about ten times longer than a real complaint; a
+  vocabulary fitted on real + synthetic text (and capped) is filled by their words and crowds out
+  the real notes' words, which flipped the sign of the paper's result in an earlier version of
+  this kit. With a fixed real vocabulary, adding synthetic notes changes only the training rows;
+* a linear SVM (liblinear, one-vs-rest) ranks codes by its decision function: 10–20 s per fit on
+  2 cores where an uncapped logistic regression took minutes, so a grid with controls stays
+  practical (``medsyn bench downstream`` measures both);
+* its settings (n-gram ranges, ``min_df``, ``C``) were chosen on RuMedTop3 **dev** by the search
+  of :func:`medsyn_utils.downstream.tuning.search_on_dev` (results in ``benchmarks/README.md``),
+  never on test.
+
+``tfidf-logreg`` is the same features with a multinomial logistic regression (the comparison
+in the benchmark); ``transformer`` (an encoder with a linear head, the paper's kind) lives in
+:mod:`medsyn_utils.downstream.transformer`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+
+from medsyn_utils.core.errors import ModelError, ParameterError
+
+# Chosen on dev (see tuning.DEV_SEARCH_RESULT and benchmarks/README.md).
+DEFAULT_TFIDF = {"word_ngrams": (1, 2), "char_ngrams": (2, 4), "min_df": 2, "max_features": None}
+DEFAULT_C = 0.3
+LINEAR_KINDS = ("tfidf-svm", "tfidf-logreg")
+CLASSIFIERS = (*LINEAR_KINDS, "transformer")
+
+
+def check_training_labels(texts: Sequence[Any], labels: Sequence[str]) -> None:
+    """One label per text and at least two distinct codes."""
+    if len(texts) != len(labels):
+        raise ParameterError(f"{len(texts)} texts but {len(labels)} labels: pass one label per text")
+    if len(set(labels)) < 2:
+        raise ParameterError(f"training set has {len(set(labels))} distinct code(s): a classifier "
+                             f"needs at least 2; use larger shares of real or synthetic notes")
+
+
+def balanced_weights(labels: Sequence[str]) -> dict[str, float]:
+    """``n / (n_codes × count)`` per code: the class-weighted control (sklearn's "balanced")."""
+    codes, counts = np.unique(np.asarray(labels), return_counts=True)
+    return {str(c): float(len(labels) / (len(codes) * n)) for c, n in zip(codes, counts)}
+
+
+class CodeClassifier:
+    """Interface: ``fit(texts, labels, class_weight=None)``, ``scores(texts)``, ``classes_``."""
+
+    name = "base"
+    deterministic = False  # True: the same training set always gives the same model
+    classes_: np.ndarray
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str],
+            class_weight: str | None = None) -> "CodeClassifier":
+        raise NotImplementedError
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """One row per text, one column per class in ``classes_``; higher ranks first."""
+        raise NotImplementedError
+
+    def top_k(self, texts: Sequence[str], k: int = 3) -> list[list[str]]:
+        """The ``k`` most likely codes per text, best first."""
+        top = np.argsort(-self.scores(texts), axis=1, kind="stable")[:, :k]
+        return [[str(c) for c in self.classes_[row]] for row in top]
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+
+class TfidfFeatures:
+    """Word and character n-gram TF-IDF, fitted once (on the real training notes)."""
+
+    def __init__(self, *, word_ngrams: Sequence[int] = (1, 2), char_ngrams: Sequence[int] | None = (2, 4),
+                 min_df: int = 2, max_features: int | None = None) -> None:
+        if max_features is not None and max_features < 2:
+            raise ParameterError(f"max_features={max_features} must be at least 2, or None for no cap")
+        if min_df < 1:
+            raise ParameterError(f"min_df={min_df} must be at least 1")
+        self.word_ngrams = tuple(word_ngrams)
+        self.char_ngrams = tuple(char_ngrams) if char_ngrams else None
+        self.min_df, self.max_features = int(min_df), max_features
+
+    def fit(self, texts: Sequence[str]) -> "TfidfFeatures":
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.pipeline import FeatureUnion
+
+        texts = list(texts)
+        min_df = self.min_df if len(texts) >= 50 else 1  # tiny sets: keep every n-gram
+        per_part = (self.max_features // 2 if self.char_ngrams and self.max_features
+                    else self.max_features)
+        parts = [("word", TfidfVectorizer(analyzer="word", ngram_range=self.word_ngrams,
+                                          sublinear_tf=True, min_df=min_df, max_features=per_part,
+                                          dtype=np.float32))]
+        if self.char_ngrams:
+            parts.append(("char", TfidfVectorizer(analyzer="char_wb", ngram_range=self.char_ngrams,
+                                                  sublinear_tf=True, min_df=min_df,
+                                                  max_features=per_part, dtype=np.float32)))
+        self.union_ = FeatureUnion(parts).fit(texts)
+        self.n_fitted_on_ = len(texts)
+        return self
+
+    def transform(self, texts: Sequence[str]) -> Any:
+        if not hasattr(self, "union_"):
+            raise ModelError("TfidfFeatures is not fitted: call fit(real train texts) first")
+        return self.union_.transform(list(texts)).tocsr()
+
+    def vocabulary(self) -> set[str]:
+        """Every feature name (``word__…``, ``char__…``)."""
+        return set(self.union_.get_feature_names_out())
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"word_ngrams": list(self.word_ngrams),
+                               "char_ngrams": list(self.char_ngrams) if self.char_ngrams else None,
+                               "min_df": self.min_df, "max_features": self.max_features,
+                               "vocabulary_fitted_on": "real training notes only"}
+        if hasattr(self, "union_"):
+            out["n_features"] = int(len(self.union_.get_feature_names_out()))
+            out["n_vocabulary_notes"] = int(self.n_fitted_on_)
+        return out
+
+
+class TfidfLinear(CodeClassifier):
+    """TF-IDF features fitted on real notes + a linear SVM (``svm``) or logistic regression.
+
+    Call :meth:`fit_features` with the real training notes first (the experiment does, once,
+    and shares the features between settings); without it :meth:`fit` fits them on its own
+    texts, for standalone use.
+    """
+
+    deterministic = True
+
+    def __init__(self, estimator: str = "svm", *, C: float = DEFAULT_C,
+                 word_ngrams: Sequence[int] = DEFAULT_TFIDF["word_ngrams"],
+                 char_ngrams: Sequence[int] | None = DEFAULT_TFIDF["char_ngrams"],
+                 min_df: int = DEFAULT_TFIDF["min_df"], max_features: int | None = None,
+                 max_iter: int = 1000, seed: int = 0) -> None:
+        if estimator not in ("svm", "logreg"):
+            raise ParameterError(f"estimator={estimator!r} is unknown: use svm or logreg")
+        if C <= 0:
+            raise ParameterError(f"C={C} must be positive")
+        self.estimator, self.C, self.max_iter, self.seed = estimator, float(C), int(max_iter), seed
+        self.name = f"tfidf-{estimator}"
+        self.features = TfidfFeatures(word_ngrams=word_ngrams, char_ngrams=char_ngrams,
+                                      min_df=min_df, max_features=max_features)
+
+    def fit_features(self, real_texts: Sequence[str]) -> "TfidfLinear":
+        self.features.fit(real_texts)
+        return self
+
+    def use_features(self, features: TfidfFeatures) -> "TfidfLinear":
+        """Share already fitted features (the experiment fits them once for every setting)."""
+        self.features = features
+        return self
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str],
+            class_weight: str | None = None) -> "TfidfLinear":
+        check_training_labels(texts, labels)
+        if not hasattr(self.features, "union_"):
+            self.features.fit(texts)
+        return self.fit_matrix(self.features.transform(texts), labels, class_weight)
+
+    def fit_matrix(self, matrix: Any, labels: Sequence[str],
+                   class_weight: str | None = None) -> "TfidfLinear":
+        """Fit on rows already transformed by :attr:`features`."""
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.svm import LinearSVC
+
+        check_training_labels(range(matrix.shape[0]), labels)
+        if self.estimator == "svm":
+            model: Any = LinearSVC(C=self.C, class_weight=class_weight, max_iter=self.max_iter,
+                                   random_state=self.seed)
+        else:
+            model = LogisticRegression(C=self.C, class_weight=class_weight, max_iter=self.max_iter,
+                                       random_state=self.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.filterwarnings("ignore", message="The number of unique classes is greater")
+            model.fit(matrix, np.asarray(labels))
+        self.model_, self.classes_ = model, model.classes_
+        return self
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        return self.scores_matrix(self.features.transform(texts))
+
+    def scores_matrix(self, matrix: Any) -> np.ndarray:
+        if not hasattr(self, "model_"):
+            raise ModelError(f"{self.name} is not fitted: call fit(texts, labels) first")
+        values = self.model_.decision_function(matrix)
+        if values.ndim == 1:  # two classes: one column for the second
+            values = np.stack([-values, values], axis=1)
+        return values
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "C": self.C, "max_iter": self.max_iter,
+                "ranking": "decision function", **self.features.describe()}
+
+
+def make_classifier(kind: str = "tfidf-svm", *, seed: int = 0, **options: Any) -> CodeClassifier:
+    """A fresh classifier of ``kind`` (see :data:`CLASSIFIERS`) with ``options``."""
+    if kind in LINEAR_KINDS:
+        allowed = {"C", "word_ngrams", "char_ngrams", "min_df", "max_features", "max_iter"}
+    elif kind == "transformer":
+        from medsyn_utils.downstream.transformer import OPTIONS
+        allowed = set(OPTIONS)
+    else:
+        raise ParameterError(f"classifier={kind!r} is unknown: use one of {', '.join(CLASSIFIERS)}")
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ParameterError(f"option(s) {', '.join(unknown)} do not apply to classifier {kind!r}: "
+                             f"valid ones are {', '.join(sorted(allowed))}")
+    if kind == "transformer":
+        from medsyn_utils.downstream.transformer import TransformerClassifier
+        return TransformerClassifier(seed=seed, **options)
+    return TfidfLinear(kind.split("-", 1)[1], seed=seed, **options)
+
+
+def classifier_factory(kind: str, **options: Any):
+    """``seed → classifier``; the options are checked now, not after the first fit."""
+    make_classifier(kind, seed=0, **options)
+    return lambda seed: make_classifier(kind, seed=seed, **options)

@@ -1,0 +1,184 @@
+"""Inputs of the downstream experiment: real RuMedTop3 visits and the synthetic notes to add.
+
+Synthetic rows go through counted steps: selection by model / prior / example source (the
+paper compared models separately), empty responses, the BERTScore filter (optional; a criterion
+that did not apply never counts as passed), codes outside the 105 RuMedTop3 categories, and
+the leakage guard (:mod:`medsyn_utils.downstream.leakage`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from medsyn_utils.core.codes import category_of
+from medsyn_utils.core.errors import CodeError, InputTableError, ParameterError
+from medsyn_utils.downstream.leakage import HeldOut, check_leakage, held_out_visits
+
+REAL_DATA_FILES = ["rumedbench/RuMedTop3/train_v1.jsonl", "rumedbench/RuMedTop3/dev_v1.jsonl",
+                   "rumedbench/RuMedTop3/test_v1.jsonl", "medsyn/notes/dev_v1_symp_anam.jsonl",
+                   "medsyn/notes/train_v1_symp_anam_75pct.jsonl"]
+CODE_COLUMNS = ("ICD-10", "icd10", "category", "code")
+SCORE_COLUMNS = ("symptoms_recall", "anamnesis_precision")
+# selection parameter → column of the published schema
+SELECTION_COLUMNS = {"models": "generation_model", "priors": "prior",
+                     "example_sources": "example_source"}
+NOT_APPLICABLE = "filter not applicable"
+KEEP_COLUMNS = ("generation_model", "prior", "example_source", "idx", "filter_group")
+
+
+def to_category(code: Any) -> str | None:
+    """Three-character ICD-10 category (``"j06.9"`` → ``"J06"``; Cyrillic look-alikes mapped),
+    ``None`` if malformed."""
+    if not isinstance(code, str):
+        return None
+    try:
+        return category_of(code)
+    except CodeError:
+        return None
+
+
+def load_real() -> dict[str, pd.DataFrame]:
+    """RuMedTop3 visits per split: ``idx``, ``code``, ``text`` (the complaint text)."""
+    from medsyn_utils.core.corpus import load_rumedtop3
+
+    frame = load_rumedtop3()
+    return {split: frame[frame["split"] == split][["idx", "code", "text"]].reset_index(drop=True)
+            for split in ("train", "dev", "test")}
+
+
+def _label(value: Any) -> str:
+    return "(none)" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
+def select_rows(frame: pd.DataFrame, **selection: Sequence[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Rows whose ``generation_model`` / ``prior`` / ``example_source`` are among the given values.
+
+    Keywords are those of :data:`SELECTION_COLUMNS`; an empty list keeps every value. A value
+    absent from the table is an error listing the values present (a typo never selects nothing).
+    """
+    counts: dict[str, Any] = {"rows_before_selection": int(len(frame))}
+    keep = pd.Series(True, index=frame.index)
+    for key, values in selection.items():
+        if key not in SELECTION_COLUMNS:
+            raise ParameterError(f"unknown selection {key!r}: use {', '.join(SELECTION_COLUMNS)}")
+        values = [str(v) for v in (values or [])]
+        if not values:
+            continue
+        column = SELECTION_COLUMNS[key]
+        if column not in frame.columns:
+            raise ParameterError(f"{key} selects on the column {column!r}, which the synthetic "
+                                 f"table lacks: leave {key} empty")
+        labels = frame[column].map(_label)
+        present = sorted(labels.unique())
+        unknown = [v for v in values if v not in present]
+        if unknown:
+            raise ParameterError(f"{key}: {', '.join(unknown)} not in the table's {column} "
+                                 f"(present: {', '.join(present)})")
+        keep &= labels.isin(values)
+        counts[key] = values
+    selected = frame[keep]
+    for column in SELECTION_COLUMNS.values():
+        if column in selected.columns:
+            counts[f"{column}_counts"] = {k: int(v) for k, v in
+                                          selected[column].map(_label).value_counts().items()}
+    counts["rows_selected"] = int(len(selected))
+    return selected, counts
+
+
+def filter_status(frame: pd.DataFrame, recall_threshold: float = 0.65,
+                  precision_threshold: float = 0.7) -> tuple[pd.Series, pd.Series, str]:
+    """Per row: does the filter apply, did the note pass, and where that came from.
+
+    Applies: the ``filter_applies`` column when present, else where both scores are present
+    (code-only prompts have no style example, so no precision). Passed: ``passed_filter`` (or the
+    thresholds on the scores) **and** applies: a criterion that did not apply never counts as
+    passed. A table without scores is an error that says to score it first.
+    """
+    has_scores = any(c in frame.columns and pd.to_numeric(frame[c], errors="coerce").notna().any()
+                     for c in SCORE_COLUMNS)
+    if "passed_filter" not in frame.columns and not has_scores:
+        raise InputTableError("use_filter is on but the synthetic table has no scores (no "
+                              "passed_filter, symptoms_recall or anamnesis_precision values): score "
+                              "it first (medsyn score) or turn use_filter off")
+    scores = {c: pd.to_numeric(frame[c], errors="coerce") if c in frame.columns
+              else pd.Series(np.nan, index=frame.index) for c in SCORE_COLUMNS}
+    if "filter_applies" in frame.columns:
+        applies = frame["filter_applies"].astype("boolean").fillna(False).astype(bool)
+        how = "filter_applies column"
+    else:
+        applies = scores["symptoms_recall"].notna() & scores["anamnesis_precision"].notna()
+        how = "applies where both scores are present"
+    if "passed_filter" in frame.columns:
+        passed = frame["passed_filter"].astype("boolean").fillna(False).astype(bool)
+        how = f"passed_filter column; {how}"
+    else:
+        passed = ((scores["symptoms_recall"] >= recall_threshold)
+                  & (scores["anamnesis_precision"] > precision_threshold))
+        how = (f"symptoms_recall >= {recall_threshold:g} and anamnesis_precision > "
+               f"{precision_threshold:g}; {how}")
+    return applies, passed & applies, how
+
+
+def _filter_groups(frame: pd.DataFrame, recall_threshold: float, precision_threshold: float
+                   ) -> tuple[pd.Series, str]:
+    applies, passed, how = filter_status(frame, recall_threshold, precision_threshold)
+    groups = pd.Series(np.where(passed, "passed", "failed"), index=frame.index, dtype=object)
+    groups[~applies] = NOT_APPLICABLE
+    return groups, how
+
+
+def prepare_synthetic(frame: pd.DataFrame, *, categories: Iterable[str],
+                      held_out: HeldOut | None = None, use_filter: bool = False,
+                      recall_threshold: float = 0.65, precision_threshold: float = 0.7,
+                      text_column: str = "response") -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Synthetic notes ready for training (``text``, ``code`` and the grouping columns) and
+    counts of what was left out at each step."""
+    if text_column not in frame.columns:
+        raise InputTableError(f"synthetic table lacks the column {text_column!r}: give a scored "
+                              f"dataset in the published schema (columns: response, ICD-10, ...)")
+    code_column = next((c for c in CODE_COLUMNS if c in frame.columns), None)
+    if code_column is None:
+        raise InputTableError(f"synthetic table lacks a code column (one of {', '.join(CODE_COLUMNS)}):"
+                              f" give a scored dataset in the published schema")
+    categories = set(categories)
+    held_out = held_out if held_out is not None else held_out_visits()
+    counts: dict[str, Any] = {"input_rows": int(len(frame))}
+    work = frame.copy()
+    work["text"] = work[text_column].where(work[text_column].map(lambda t: isinstance(t, str)), "")
+    empty = work["text"].str.strip() == ""
+    counts["empty_response"] = int(empty.sum())
+    work = work[~empty]
+
+    counts["filter"], counts["failed_filter"], counts["filter_not_applicable"] = "off", 0, 0
+    has_scores = "passed_filter" in work.columns or any(c in work.columns for c in SCORE_COLUMNS)
+    if use_filter or has_scores:
+        try:
+            work["filter_group"], how = _filter_groups(work, recall_threshold, precision_threshold)
+        except InputTableError:
+            if use_filter:
+                raise
+            how = ""
+        if use_filter:
+            counts["filter"] = how
+            counts["failed_filter"] = int((work["filter_group"] == "failed").sum())
+            counts["filter_not_applicable"] = int((work["filter_group"] == NOT_APPLICABLE).sum())
+            work = work[work["filter_group"] == "passed"]
+
+    work["code"] = work[code_column].map(to_category)
+    outside = ~work["code"].isin(categories)
+    counts["outside_task_codes"] = int(outside.sum())
+    counts["outside_task_code_examples"] = {
+        str(k): int(v) for k, v in work.loc[outside, code_column].astype(str).value_counts().head(10).items()}
+    work = work[~outside]
+
+    leaked, report = check_leakage(work, held_out)
+    counts["leakage"] = report
+    counts["leaked_dev_test"] = int(leaked.sum())
+    work = work[~leaked]
+    counts["kept"] = int(len(work))
+    counts["kept_codes"] = int(work["code"].nunique())
+    keep = ["text", "code"] + [c for c in KEEP_COLUMNS if c in work.columns]
+    return work[keep].reset_index(drop=True), counts

@@ -1,0 +1,268 @@
+"""Numbers of the downstream experiment: paired intervals, per-code changes, the reproduction table.
+
+Every difference between two settings is a **paired bootstrap** over the test visits (the same
+resampled visits for both), so its interval reflects the size of the test set. Per-code
+changes carry a sign-test p-value and a Benjamini–Hochberg q-value across codes; with about
+eight test visits per code they are exploratory and labelled so. No "± sd over seeds" for a
+setting fitted once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from medsyn_utils.core.errors import ParameterError
+from medsyn_utils.downstream.experiment import KS, ExperimentResult
+
+METRICS_FILE = "downstream_metrics.json"
+REPRODUCTION_FILES = ("reproduction.md", "reproduction.csv")
+BASE = "real_only"
+# (other, base): every difference reported where both settings ran.
+COMPARISONS = (("real_synthetic", BASE), ("real_oversampled", BASE), ("real_class_weighted", BASE),
+               ("real_recombined", BASE), ("synthetic_only", BASE),
+               ("real_synthetic", "real_oversampled"))
+HARD_FORMS = {"rarest_quartile": "rarest quartile of codes by real train frequency",
+              "lowest_dev_accuracy": "quartile of codes with the lowest real-only acc@1 on dev"}
+
+
+def paired_bootstrap(base: np.ndarray, other: np.ndarray, n_bootstrap: int,
+                     rng: np.random.Generator) -> tuple[float, float]:
+    """95 % interval of mean(other − base) over examples resampled together."""
+    n = len(base)
+    if n == 0 or n_bootstrap < 1:
+        return float("nan"), float("nan")
+    diff = np.asarray(other, dtype=float) - np.asarray(base, dtype=float)
+    draws = diff[rng.integers(0, n, size=(n_bootstrap, n))].mean(axis=1)
+    low, high = np.quantile(draws, [0.025, 0.975])
+    return float(low), float(high)
+
+
+def sign_test(base: np.ndarray, other: np.ndarray) -> float:
+    """Two-sided exact sign test of paired per-visit correctness (McNemar for 0/1 values)."""
+    from scipy.stats import binomtest
+
+    diff = np.asarray(other, dtype=float) - np.asarray(base, dtype=float)
+    up, down = int((diff > 0).sum()), int((diff < 0).sum())
+    return 1.0 if up + down == 0 else float(binomtest(up, up + down, 0.5).pvalue)
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> np.ndarray:
+    """Benjamini–Hochberg adjusted q-values (false discovery rate), in the input order."""
+    p = np.asarray(p_values, dtype=float)
+    if p.size == 0:
+        return p
+    order = np.argsort(p)
+    ranked = p[order] * len(p) / np.arange(1, len(p) + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1].clip(max=1.0)
+    out = np.empty_like(q)
+    out[order] = q
+    return out
+
+
+def _mean_correct(result: ExperimentResult, setting: str, k: int, split: str = "test") -> np.ndarray:
+    return result.correctness[setting][split][k].mean(axis=0)
+
+
+def group_change(result: ExperimentResult, codes: Sequence[str] | None = None, *, base: str = BASE,
+                 other: str = "real_synthetic", ks: Sequence[int] = KS, n_bootstrap: int = 1000,
+                 seed: int = 0) -> dict[str, Any]:
+    """Test acc@k of two settings over the visits of ``codes`` (all when ``None``): the change in
+    points of accuracy with its paired 95 % interval, and the relative change."""
+    for name in (base, other):
+        if name not in result.correctness:
+            raise ParameterError(f"setting {name!r} was not run: compare settings among "
+                                 f"{', '.join(result.correctness)}")
+    rng = np.random.default_rng(seed)
+    mask = (np.ones(len(result.test_codes), dtype=bool) if codes is None
+            else np.isin(result.test_codes, list(codes)))
+    out: dict[str, Any] = {"n_test": int(mask.sum()), "n_codes": int(len(set(result.test_codes[mask])))}
+    for k in ks:
+        a, b = _mean_correct(result, base, k)[mask], _mean_correct(result, other, k)[mask]
+        low, high = paired_bootstrap(a, b, n_bootstrap, rng)
+        base_acc = float(a.mean()) if len(a) else float("nan")
+        other_acc = float(b.mean()) if len(b) else float("nan")
+        out[f"acc@{k}"] = {base: base_acc, other: other_acc, "change": other_acc - base_acc,
+                           "ci_low": low, "ci_high": high,
+                           "relative_change_pct": (100 * (other_acc - base_acc) / base_acc
+                                                   if base_acc else float("nan"))}
+    return out
+
+
+def per_code_change(result: ExperimentResult, *, base: str = BASE, other: str = "real_synthetic",
+                    k: int = 1, n_bootstrap: int = 1000, hard: dict[str, Sequence[str]] | None = None,
+                    seed: int = 0) -> pd.DataFrame:
+    """Per test code: acc@k of both settings, the change, its paired 95 % interval, a sign-test
+    p-value and its Benjamini–Hochberg q-value across codes (exploratory: few visits per code)."""
+    for name in (base, other):
+        if name not in result.correctness:
+            raise ParameterError(f"setting {name!r} was not run: compare settings among "
+                                 f"{', '.join(result.correctness)}")
+    rng = np.random.default_rng(seed)
+    a, b = _mean_correct(result, base, k), _mean_correct(result, other, k)
+    train_counts = pd.Series(result.train_codes).value_counts()
+    rows = []
+    for code in sorted(set(result.test_codes)):
+        mask = result.test_codes == code
+        low, high = paired_bootstrap(a[mask], b[mask], n_bootstrap, rng)
+        rows.append({"code": code, "n_train": int(train_counts.get(code, 0)), "n_test": int(mask.sum()),
+                     f"acc@{k} {base}": float(a[mask].mean()), f"acc@{k} {other}": float(b[mask].mean()),
+                     "change": float(b[mask].mean() - a[mask].mean()), "ci_low": low, "ci_high": high,
+                     "p_sign_test": sign_test(a[mask], b[mask]),
+                     **{f"hard_{form}": code in set(codes) for form, codes in (hard or {}).items()}})
+    table = pd.DataFrame(rows)
+    table["q_bh"] = benjamini_hochberg(table["p_sign_test"])
+    table["significant_bh_0.05"] = table["q_bh"] < 0.05
+    return table.sort_values(["change", "code"], ascending=[False, True]).reset_index(drop=True)
+
+
+def _settings(result: ExperimentResult) -> list[dict[str, Any]]:
+    entries = []
+    for name, group in result.runs.groupby("setting", sort=False):
+        first = group.iloc[0]
+        fits = int(group["seed"].nunique())
+        entry: dict[str, Any] = {"setting": name, "share_real": float(first["share_real"]),
+                                 "share_synthetic": float(first["share_synthetic"]),
+                                 "control": first["control"], "fits": fits,
+                                 "n_train_real": float(group["n_train_real"].mean()),
+                                 "n_train_added": float(group["n_train_added"].mean())}
+        for split, part in group.groupby("split"):
+            entry[split] = {f"acc@{k}": float(part[f"acc@{k}"].mean()) for k in KS}
+            if fits > 1:  # something random varied between fits: its spread means something
+                entry[f"{split}_sd_over_seeds"] = {f"acc@{k}": float(part[f"acc@{k}"].std(ddof=1))
+                                                   for k in KS}
+        entries.append(entry)
+    return entries
+
+
+def build_metrics(result: ExperimentResult, counts: dict[str, Any], *, hard: dict[str, Sequence[str]],
+                  n_bootstrap: int = 1000, seed: int = 0, per_code: pd.DataFrame | None = None
+                  ) -> dict[str, Any]:
+    """The content of ``downstream_metrics.json``: settings, paired comparisons, hard codes."""
+    settings = _settings(result)
+    metrics: dict[str, Any] = {
+        "classifier": result.classifier, "synthetic": counts, "settings": settings,
+        "skipped_settings": dict(result.skipped),
+        "hard_codes": {form: {"definition": HARD_FORMS.get(form, form), "codes": list(codes)}
+                       for form, codes in hard.items()},
+        "intervals": f"paired bootstrap over test visits, {n_bootstrap} resamples, 95 %",
+        "summary": {f"{e['setting']}_{split}_acc@{k}": e[split][f"acc@{k}"]
+                    for e in settings for split in ("dev", "test") for k in KS},
+    }
+    comparisons = []
+    for other, base in COMPARISONS:
+        if other in result.correctness and base in result.correctness:
+            entry = {"other": other, "base": base,
+                     "all_codes": group_change(result, None, base=base, other=other,
+                                               n_bootstrap=n_bootstrap, seed=seed)}
+            for form, codes in hard.items():
+                entry[f"hard_{form}"] = group_change(result, codes, base=base, other=other,
+                                                     n_bootstrap=n_bootstrap, seed=seed)
+            comparisons.append(entry)
+    metrics["comparisons"] = comparisons
+    if per_code is None and {"real_synthetic", BASE} <= set(result.correctness):
+        per_code = per_code_change(result, hard=hard, n_bootstrap=n_bootstrap, seed=seed)
+    if per_code is not None:
+        metrics["per_code"] = {"note": "exploratory: sign-test p with Benjamini–Hochberg q over codes",
+                               "rows": per_code.to_dict(orient="records")}
+    return metrics
+
+
+def find_comparison(metrics: dict[str, Any], other: str, base: str = BASE) -> dict[str, Any] | None:
+    return next((c for c in metrics.get("comparisons", [])
+                 if c["other"] == other and c["base"] == base), None)
+
+
+def stage_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Key numbers for the stage record: test acc@k of each setting, counts, the paired changes."""
+    summary = metrics.get("summary", {})
+    out: dict[str, Any] = {key: value for key, value in summary.items() if "_test_" in key}
+    counts = metrics.get("synthetic", {})
+    for key in ("input_rows", "rows_selected", "kept", "kept_codes", "outside_task_codes",
+                "leaked_dev_test", "failed_filter", "filter_not_applicable", "empty_response"):
+        if key in counts:
+            out[f"synthetic_{key}"] = counts[key]
+    for comparison in metrics.get("comparisons", []):
+        name = f"{comparison['other']}_vs_{comparison['base']}"
+        for group in [g for g in comparison if g == "all_codes" or g.startswith("hard_")]:
+            for k in (1, 3):
+                entry = comparison[group][f"acc@{k}"]
+                out[f"{name}_{group}_change_acc@{k}"] = entry["change"]
+                out[f"{name}_{group}_change_acc@{k}_ci"] = [entry["ci_low"], entry["ci_high"]]
+    out["settings_run"] = [entry["setting"] for entry in metrics.get("settings", [])]
+    out["settings_skipped"] = metrics.get("skipped_settings", {})
+    return out
+
+
+def reproduction_row(metrics: dict[str, Any], group: dict[str, str]) -> dict[str, Any]:
+    """One row of the reproduction table: a model × prior (or all notes), flat columns."""
+    row: dict[str, Any] = dict(group)
+    counts = metrics.get("synthetic", {})
+    row["n_synthetic_used"] = counts.get("kept")
+    row["n_synthetic_codes"] = counts.get("kept_codes")
+    for entry in metrics.get("settings", []):
+        for k in KS:
+            row[f"{entry['setting']} acc@{k}"] = entry["test"][f"acc@{k}"]
+    for comparison in metrics.get("comparisons", []):
+        name = f"{comparison['other']} − {comparison['base']}"
+        for group_name in [g for g in comparison if g == "all_codes" or g.startswith("hard_")]:
+            suffix = "" if group_name == "all_codes" else f" [{group_name}]"
+            for k in KS if group_name == "all_codes" else (1,):
+                entry = comparison[group_name][f"acc@{k}"]
+                row[f"{name} acc@{k}{suffix}"] = entry["change"]
+                row[f"{name} acc@{k}{suffix} ci"] = f"[{entry['ci_low']:+.4f}, {entry['ci_high']:+.4f}]"
+    return row
+
+
+def _points(value: Any) -> str:
+    return "—" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{100 * value:.1f}"
+
+
+def _change(row: dict[str, Any], name: str) -> str:
+    if name not in row:
+        return "—"
+    low, high = (float(v) for v in row[f"{name} ci"].strip("[]").split(","))
+    return f"{100 * row[name]:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+
+
+def reproduction_markdown(rows: Sequence[dict[str, Any]], classifier: dict[str, Any],
+                          notes: Sequence[str] = ()) -> str:
+    """``reproduction.md``: test accuracy per model × prior beside the paper's, in points."""
+    lines = ["# Downstream reproduction: RuMedTop3 test accuracy (points)", "",
+             f"Classifier: {classifier.get('name')} "
+             f"({', '.join(f'{k}={v}' for k, v in classifier.items() if k != 'name')}).",
+             "Changes are other − real_only with paired bootstrap 95 % intervals over test visits.",
+             *notes, "",
+             "| group | synthetic notes | real-only acc@1/3/5 | real+synthetic acc@1/3/5 | Δacc@1 "
+             "| Δacc@3 | oversampled Δacc@1 | class-weighted Δacc@1 | hard (rarest) Δacc@1 "
+             "| hard (low dev acc) Δacc@1 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        group = " / ".join(str(v) for k, v in row.items() if k in ("generation_model", "prior", "group"))
+        accs = {s: "/".join(_points(row.get(f"{s} acc@{k}")) for k in KS)
+                for s in ("real_only", "real_synthetic")}
+        lines.append(" | ".join([
+            f"| {group}", str(row.get("n_synthetic_used")), accs["real_only"], accs["real_synthetic"],
+            _change(row, "real_synthetic − real_only acc@1"),
+            _change(row, "real_synthetic − real_only acc@3"),
+            _change(row, "real_oversampled − real_only acc@1"),
+            _change(row, "real_class_weighted − real_only acc@1"),
+            _change(row, "real_synthetic − real_only acc@1 [hard_rarest_quartile]"),
+            _change(row, "real_synthetic − real_only acc@1 [hard_lowest_dev_accuracy]")]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_reproduction(rows: Sequence[dict[str, Any]], out_dir: str | Path, classifier: dict[str, Any],
+                       notes: Sequence[str] = ()) -> dict[str, Path]:
+    """Write ``reproduction.md`` and ``reproduction.csv`` (all columns) into ``out_dir``."""
+    from medsyn_utils.core.artefacts import write_table
+    from medsyn_utils.core.provenance import write_atomic
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, csv = REPRODUCTION_FILES
+    return {md: write_atomic(out_dir / md, reproduction_markdown(rows, classifier, notes)),
+            csv: write_table(pd.DataFrame(list(rows)), out_dir / csv)}

@@ -1,0 +1,84 @@
+"""Classifiers: one interface (fit, scores, top_k, classes_), options checked before any fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import TOY_WORDS
+
+from medsyn_utils.core.errors import ModelError, ParameterError
+from medsyn_utils.downstream import classifiers as cl
+from medsyn_utils.downstream.experiment import run_settings
+from medsyn_utils.downstream.transformer import TransformerClassifier
+
+
+@pytest.mark.parametrize("kind", ["tfidf-svm", "tfidf-logreg"])
+def test_linear_classifiers_interface(toy, kind):
+    train = toy(8, seed=0)
+    model = cl.make_classifier(kind, min_df=1).fit(train["text"], train["code"])
+    texts = ["жалобы на изжога тошнота", "жалобы на жажда сахар"]
+    assert model.scores(texts).shape == (2, len(TOY_WORDS))
+    assert [row[0] for row in model.top_k(texts, k=3)] == ["K29", "E11"]
+    assert model.deterministic and model.describe()["name"] == kind
+    assert model.describe()["vocabulary_fitted_on"] == "real training notes only"
+    with pytest.raises(ParameterError, match="at least 2"):
+        cl.make_classifier(kind).fit(["a", "b"], ["J06", "J06"])
+
+
+def test_class_weighted_fit_changes_the_model_on_imbalanced_data(toy):
+    train = toy(10, 0)
+    train = train[(train["code"] != "N30") | (train.index % 10 == 0)]  # N30 rare
+    plain = cl.make_classifier("tfidf-svm", min_df=1, C=0.05).fit(train["text"], train["code"])
+    weighted = cl.make_classifier("tfidf-svm", min_df=1, C=0.05).fit(train["text"], train["code"],
+                                                                      class_weight="balanced")
+    texts = list(toy(3, 5)["text"])
+    assert not np.allclose(plain.scores(texts), weighted.scores(texts))
+    weights = cl.balanced_weights(["a", "a", "a", "b"])
+    assert weights == {"a": pytest.approx(4 / 6), "b": pytest.approx(2.0)}
+
+
+def test_make_classifier_checks_kind_and_options():
+    assert isinstance(cl.make_classifier("tfidf-svm", C=1.0), cl.TfidfLinear)
+    assert isinstance(cl.make_classifier("transformer", encoder="x"), TransformerClassifier)
+    with pytest.raises(ParameterError, match="unknown"):
+        cl.make_classifier("svm")
+    with pytest.raises(ParameterError, match="epochs"):
+        cl.make_classifier("tfidf-svm", epochs=3)
+    with pytest.raises(ParameterError, match="unknown"):
+        cl.classifier_factory("svm")
+    with pytest.raises(ParameterError, match="max_features"):
+        cl.classifier_factory("tfidf-svm", max_features=1)
+    with pytest.raises(ModelError, match="not fitted"):
+        cl.make_classifier("tfidf-svm").scores(["x"])
+
+
+def test_transformer_classifier_same_interface_on_a_tiny_encoder(tiny_encoder_dir, toy):
+    train = toy(4, seed=0)
+    model = TransformerClassifier(str(tiny_encoder_dir), max_steps=2, batch_size=8, max_length=32, seed=0)
+    assert model.fit(train["text"], train["code"], class_weight="balanced") is model
+    scores = model.scores(["жалобы на изжога", "жалобы на насморк", "давление"])
+    assert scores.shape == (3, len(TOY_WORDS)) and np.allclose(scores.sum(axis=1), 1, atol=1e-5)
+    assert len(model.top_k(["жалобы на изжога"], k=3)[0]) == 3
+    assert model.describe()["device"] in ("cpu", "cuda")
+    result = run_settings(train, toy(2, 1), toy(2, 2), toy(2, 3), settings=[(1.0, 0.0)], seeds=2,
+                          make_model=cl.classifier_factory("transformer", encoder=str(tiny_encoder_dir),
+                                                           max_steps=1, batch_size=8, max_length=32),
+                          progress=False)
+    assert result.runs["seed"].nunique() == 2  # not deterministic: one fit per seed
+
+
+def test_transformer_classifier_names_an_encoder_it_cannot_load(tmp_path):
+    with pytest.raises(ModelError, match="cannot be loaded"):
+        TransformerClassifier(str(tmp_path / "missing")).fit(["a", "b"], ["A", "B"])
+
+
+def test_dev_search_ranks_candidates_and_options_pass_through(toy, monkeypatch):
+    from medsyn_utils.downstream import tuning
+
+    grid = [{"min_df": 1, "char_ngrams": None, "C": c} for c in (0.001, 1.0)]
+    search = tuning.search_on_dev(toy(8, 0), toy(3, 1), grid=grid)
+    assert list(search["acc@1"]) == sorted(search["acc@1"], reverse=True) and len(search) == 2
+    best = tuning.best_options(search)
+    assert set(best) == {"min_df", "char_ngrams", "C"} and best["char_ngrams"] is None
+    assert tuning.choose_options("tfidf-svm", {"C": 2.0}) == ({"C": 2.0}, None, None)
+    assert tuning.choose_options("transformer", {"encoder": "x"}, tune=True)[1] is None
