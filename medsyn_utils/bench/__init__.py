@@ -1,7 +1,7 @@
 """``medsyn bench NAME``: speed benchmarks that print a ratio measured in one run.
 
 Each benchmark lives in its own module ``medsyn_utils.bench.<name>`` with
-``run(args) -> dict`` and ``add_arguments(parser)``; timings never go into tests.
+``run(args) -> dict`` and ``OPTIONS`` (its command-line options as data); timings never go into tests.
 """
 
 from __future__ import annotations

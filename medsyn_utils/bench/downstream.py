@@ -12,7 +12,6 @@ code joined (about 150 words, like LLM notes; no dev/test text). Measured in one
 
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any
 
@@ -20,11 +19,12 @@ import numpy as np
 import pandas as pd
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--n-synthetic", type=int, default=2400, help="stand-in synthetic notes")
-    parser.add_argument("--logreg-max-iter", type=int, default=300,
-                        help="solver iterations of the logistic regression (lbfgs)")
-    parser.add_argument("--seed", type=int, default=0, help="which train notes are joined")
+# Options of `medsyn bench downstream` (flags, argparse keywords); cli/bench.py adds them.
+OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("--n-synthetic",), dict(type=int, default=2400, help="stand-in synthetic notes")),
+    (("--logreg-max-iter",), dict(type=int, default=300, help="solver iterations of the logistic regression (lbfgs)")),
+    (("--seed",), dict(type=int, default=0, help="which train notes are joined")),
+)
 
 
 def stand_in_synthetic(n: int, seed: int = 0) -> pd.DataFrame:
@@ -59,7 +59,7 @@ def _real_only(kind: str, real: dict[str, pd.DataFrame], **options: Any) -> dict
     return out
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: Any) -> dict[str, Any]:
     from medsyn_utils.downstream.classifiers import classifier_factory
     from medsyn_utils.downstream.experiment import experiment_settings, run_settings
     from medsyn_utils.downstream.inputs import load_real

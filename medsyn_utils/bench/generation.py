@@ -11,7 +11,6 @@ all weights and the KV cache once).
 
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any
 
@@ -31,27 +30,21 @@ SWEEP_SHAPE = {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11
                "max_position_embeddings": 4096}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help="model to time (a tiny model folder runs in seconds)")
-    parser.add_argument("--tasks", type=int, default=16, help="notes generated in each mode")
-    parser.add_argument("--batch-size", type=int, default=16, help="batch size of the batched mode")
-    parser.add_argument("--max-new-tokens", type=int, default=128,
-                        help="tokens per note, forced (a short note; published notes are longer)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads (0 = torch's default)")
-    parser.add_argument("--gpu-sweep", action="store_true",
-                        help="time a 7B-shaped random model on CUDA at several batch sizes instead")
-    parser.add_argument("--sweep-batches", default="1,16,64,256",
-                        help="batch sizes of the GPU sweep")
-    parser.add_argument("--sweep-prompt-tokens", type=int, default=128,
-                        help="prompt length of the GPU sweep")
-    parser.add_argument("--sweep-new-tokens", type=int, default=128,
-                        help="new tokens per row in the GPU sweep")
-    parser.add_argument("--bandwidth-gbs", type=float, default=0.0,
-                        help="GPU memory bandwidth for the bound (0 = from the GPU name)")
+# Options of `medsyn bench generation` (flags, argparse keywords); cli/bench.py adds them.
+OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("--model",), dict(default=DEFAULT_MODEL, help="model to time (a tiny model folder runs in seconds)")),
+    (("--tasks",), dict(type=int, default=16, help="notes generated in each mode")),
+    (("--batch-size",), dict(type=int, default=16, help="batch size of the batched mode")),
+    (("--max-new-tokens",), dict(type=int, default=128, help="tokens per note, forced (a short note; published notes are longer)")),
+    (("--device",), dict(default="auto", help="auto | cpu | cuda")),
+    (("--dtype",), dict(default="auto", help="auto | float32 | bfloat16 | float16")),
+    (("--threads",), dict(type=int, default=0, help="torch CPU threads (0 = torch's default)")),
+    (("--gpu-sweep",), dict(action="store_true", help="time a 7B-shaped random model on CUDA at several batch sizes instead")),
+    (("--sweep-batches",), dict(default="1,16,64,256", help="batch sizes of the GPU sweep")),
+    (("--sweep-prompt-tokens",), dict(type=int, default=128, help="prompt length of the GPU sweep")),
+    (("--sweep-new-tokens",), dict(type=int, default=128, help="new tokens per row in the GPU sweep")),
+    (("--bandwidth-gbs",), dict(type=float, default=0.0, help="GPU memory bandwidth for the bound (0 = from the GPU name)")),
+)
 
 
 def bench_prompts(n: int) -> list[str]:
@@ -63,7 +56,7 @@ def bench_prompts(n: int) -> list[str]:
     return prompts
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: Any) -> dict[str, Any]:
     """Time sequential against batched generation; return the figures."""
     import torch
 
@@ -114,7 +107,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def gpu_sweep(args: argparse.Namespace, *, shape: dict[str, int] | None = None,
+def gpu_sweep(args: Any, *, shape: dict[str, int] | None = None,
               device: str = "cuda") -> dict[str, Any]:
     """Decode speed of a 7B-shaped Llama (random bf16 weights) against the bandwidth bound.
 

@@ -20,7 +20,6 @@ still leaves what it measured. ``--dry-run`` runs the same code on CPU with tiny
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
@@ -95,16 +94,14 @@ FIGURES = {
 ENVIRONMENT_PACKAGES = ("torch", "transformers", "tokenizers", "peft", "accelerate", "bert-score")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dry-run", action="store_true",
-                        help="every part on CPU with tiny shapes, in seconds (no GPU needed)")
-    parser.add_argument("--out", default="outputs/bench-gpu",
-                        help="folder for gpu.json and gpu.md (default outputs/bench-gpu)")
-    parser.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S,
-                        help=f"seconds for all parts; a part whose allowance is no longer left "
-                             f"is skipped (default {DEFAULT_BUDGET_S:.0f})")
-    parser.add_argument("--bandwidth-gbs", type=float, default=0.0,
-                        help="GPU memory bandwidth for the decode bound (0 = from the GPU name)")
+# Options of `medsyn bench gpu` (flags, argparse keywords); cli/bench.py adds them.
+OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("--dry-run",), dict(action="store_true", help="every part on CPU with tiny shapes, in seconds (no GPU needed)")),
+    (("--out",), dict(default="outputs/bench-gpu", help="folder for gpu.json and gpu.md (default outputs/bench-gpu)")),
+    (("--budget-s",), dict(type=float, default=DEFAULT_BUDGET_S, help=f"seconds for all parts; a part whose allowance is no longer left "
+                             f"is skipped (default {DEFAULT_BUDGET_S:.0f})")),
+    (("--bandwidth-gbs",), dict(type=float, default=0.0, help="GPU memory bandwidth for the decode bound (0 = from the GPU name)")),
+)
 
 
 class PartTimeout(BaseException):
@@ -215,7 +212,7 @@ def shapes_for(mode: str, bandwidth_gbs: float) -> dict[str, dict[str, Any]]:
     return shapes
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: Any) -> dict[str, Any]:
     """Run the parts within ``args.budget_s``; write gpu.json and gpu.md; return the figures."""
     import torch
 

@@ -9,7 +9,8 @@ parsing the stored symptom and weight lists, a softmax and ``choice(replace=Fals
 
 from __future__ import annotations
 
-import argparse
+from typing import Any
+
 import json
 import time
 
@@ -19,12 +20,13 @@ import pandas as pd
 from medsyn_utils.tasks import patients as patient_sampling
 from medsyn_utils.tasks import symptoms as symptom_priors
 from medsyn_utils.tasks import targets as target_sampling
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--n-vectorized", type=int, default=20000,
-                        help="tasks drawn by the vectorised sampler")
-    parser.add_argument("--n-loop", type=int, default=1000, help="tasks drawn by the loop")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--temperature", type=float, default=10.0, help="T of softmax(w / T)")
+# Options of `medsyn bench sampling` (flags, argparse keywords); cli/bench.py adds them.
+OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("--n-vectorized",), dict(type=int, default=20000, help="tasks drawn by the vectorised sampler")),
+    (("--n-loop",), dict(type=int, default=1000, help="tasks drawn by the loop")),
+    (("--seed",), dict(type=int, default=0, help="random seed")),
+    (("--temperature",), dict(type=float, default=10.0, help="T of softmax(w / T)")),
+)
 
 
 def _loop_tables(prior: symptom_priors.PriorTable, population: patient_sampling.Population,
@@ -101,7 +103,7 @@ def _vectorised(n: int, rng: np.random.Generator, prior: symptom_priors.PriorTab
     return patients
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: Any) -> dict:
     """Tasks per second of both samplers on the same graph, and their ratio."""
     from medsyn_utils.kg.graph import load_graph
 

@@ -8,7 +8,6 @@ share the same cores, so the ratio says what this machine gives, not what a clus
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,14 @@ from medsyn_utils.generate.models import DEFAULT_MODEL
 from medsyn_utils.testing.tiny import SENTENCES
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help="model every actor loads (a tiny model folder runs in seconds)")
-    parser.add_argument("--tasks", type=int, default=16, help="notes written in each setting")
-    parser.add_argument("--batch-size", type=int, default=4, help="rows per actor call")
-    parser.add_argument("--max-new-tokens", type=int, default=32, help="tokens per note, forced")
-    parser.add_argument("--ray-address", default="", help="a running cluster (empty: local Ray)")
+# Options of `medsyn bench scaling` (flags, argparse keywords); cli/bench.py adds them.
+OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("--model",), dict(default=DEFAULT_MODEL, help="model every actor loads (a tiny model folder runs in seconds)")),
+    (("--tasks",), dict(type=int, default=16, help="notes written in each setting")),
+    (("--batch-size",), dict(type=int, default=4, help="rows per actor call")),
+    (("--max-new-tokens",), dict(type=int, default=32, help="tokens per note, forced")),
+    (("--ray-address",), dict(default="", help="a running cluster (empty: local Ray)")),
+)
 
 
 def bench_tasks(n: int):
@@ -39,7 +39,7 @@ def bench_tasks(n: int):
     return pd.DataFrame(rows)
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: Any) -> dict[str, Any]:
     """Time 1 against 2 actors; return both figures and the ratio."""
     from medsyn_utils.generate import ray_engine
     from medsyn_utils.generate.stage import generate_store

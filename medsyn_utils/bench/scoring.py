@@ -15,28 +15,28 @@ untimed so that both start from a warm page cache. A "pair" is one note with bot
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from typing import Any
 
 import numpy as np
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from medsyn_utils.score.encoders import DEFAULT_LAYER, EMBEDDED_E5
-
-    parser.add_argument("--encoder", default=EMBEDDED_E5, help="encoder id or folder (default: embedded e5)")
-    parser.add_argument("--layer", type=int, default=DEFAULT_LAYER, help="encoder layer (default 9)")
-    parser.add_argument("--n", type=int, default=64, help="real notes to score (default 64)")
-    parser.add_argument("--batch-size", type=int, default=64, help="texts per forward pass, both sides")
-    parser.add_argument("--max-batch-tokens", type=int, default=None,
-                        help="one-pass scorer's padded tokens per forward pass (default: its own)")
-    parser.add_argument("--repeats", type=int, default=1, help="timed repetitions; the best is kept")
-    parser.add_argument("--seed", type=int, default=0, help="which real notes are drawn")
+from medsyn_utils.score.encoders import DEFAULT_LAYER, EMBEDDED_E5
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+# Options of `medsyn bench scoring` (flags, argparse keywords); cli/bench.py adds them.
+OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("--encoder",), dict(default=EMBEDDED_E5, help="encoder id or folder (default: embedded e5)")),
+    (("--layer",), dict(type=int, default=DEFAULT_LAYER, help="encoder layer (default 9)")),
+    (("--n",), dict(type=int, default=64, help="real notes to score (default 64)")),
+    (("--batch-size",), dict(type=int, default=64, help="texts per forward pass, both sides")),
+    (("--max-batch-tokens",), dict(type=int, default=None, help="one-pass scorer's padded tokens per forward pass (default: its own)")),
+    (("--repeats",), dict(type=int, default=1, help="timed repetitions; the best is kept")),
+    (("--seed",), dict(type=int, default=0, help="which real notes are drawn")),
+)
+
+
+def run(args: Any) -> dict[str, Any]:
     import bert_score
     import torch
 

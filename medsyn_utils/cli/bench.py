@@ -26,5 +26,6 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         module = importlib.import_module(f"medsyn_utils.bench.{name}")
         bench = sub.add_parser(name, help=text)
         bench.add_argument("--json", action="store_true", help="print one JSON object")
-        module.add_arguments(bench)
+        for flags, options in module.OPTIONS:
+            bench.add_argument(*flags, **options)
         bench.set_defaults(func=_run)

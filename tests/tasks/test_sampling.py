@@ -314,7 +314,8 @@ def test_benchmark_reports_both_rates(data_dir):
     from medsyn_utils.bench import sampling as bench
 
     parser = argparse.ArgumentParser()
-    bench.add_arguments(parser)
+    for flags, options in bench.OPTIONS:
+        parser.add_argument(*flags, **options)
     result = bench.run(parser.parse_args(["--n-vectorized", "300", "--n-loop", "10"]))
     assert set(result) >= {"vectorized_per_s", "per_task_loop_per_s", "ratio"}
     assert result["vectorized_per_s"] > 0 and result["per_task_loop_per_s"] > 0
