@@ -6,7 +6,7 @@ drawn from demo data carries a "DEMO DATA" watermark.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import pandas as pd
 

@@ -9,8 +9,8 @@ threshold to the score at the same percentile under the encoder in use.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -130,7 +130,7 @@ def calibrate(scorer: NoteScorer, n: int = 200, seed: int = 0, *,
             "percentile_source": (f"measured with {reference.info.name} layer {reference.layer}"
                                   if ref is not None else "assumed (paper encoder not available here)"),
             "mapped_threshold": mapped, "encoder": scorer.info.name, "layer": scorer.layer,
-            "real_notes": int(len(clean)),
+            "real_notes": len(clean),
             "real_mean": float(clean.mean()) if len(clean) else math.nan,
             **{f"real_p{q:02d}": float(np.percentile(clean, q)) if len(clean) else math.nan
                for q in (5, 10, 25, 50)},

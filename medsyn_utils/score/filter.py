@@ -12,7 +12,8 @@ compared (the one-sentence fallback template, or an example the published data h
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -29,15 +29,21 @@ import sys
 import time
 import warnings
 from collections import Counter, defaultdict
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from math import log
-from typing import Any, Collection, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from medsyn_utils.core.errors import ModelError, ParameterError
-from medsyn_utils.score.encoders import DEFAULT_LAYER, EMBEDDED_E5, EncoderInfo, resolve_encoder
+from medsyn_utils.score.encoders import (
+    DEFAULT_LAYER,
+    EMBEDDED_E5,
+    EncoderInfo,
+    resolve_encoder,
+)
 
 PRIVATE_MARK = "private_data"  # the published dataset's stand-in for private example notes
 PRECISIONS = ("fp32", "int8", "fp16", "bf16")
@@ -302,7 +308,7 @@ class NoteScorer:
             warnings.warn(f"{long} text(s) exceed the encoder limit of {self.max_length} tokens: {how}",
                           stacklevel=3)
 
-    def prepare(self, notes: Sequence[Any], symptoms: Sequence[Any], examples: Sequence[Any]) -> "Prepared":
+    def prepare(self, notes: Sequence[Any], symptoms: Sequence[Any], examples: Sequence[Any]) -> Prepared:
         """Clean texts, token ids of every distinct text and the idf weights of a whole table."""
         n = len(notes)
         if len(symptoms) != n or len(examples) != n:
@@ -373,7 +379,7 @@ class NoteScorer:
         finally:
             bar.close()
 
-    def _chunk_frame(self, prep: "Prepared", rows: range, cache: Mapping[str, Any]) -> pd.DataFrame:
+    def _chunk_frame(self, prep: Prepared, rows: range, cache: Mapping[str, Any]) -> pd.DataFrame:
         """Both scores and the flags of one chunk's rows (texts already embedded in ``cache``)."""
         recall = np.full(len(rows), np.nan)
         precision = np.full(len(rows), np.nan)
@@ -449,7 +455,7 @@ def _with_precision(model, precision: str):
 
     if precision == "int8":
         with warnings.catch_warnings():  # torch.ao.quantization announces its future move
-            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", (DeprecationWarning, UserWarning))
             return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     if precision == "fp16":
         return model.half()

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -17,10 +18,21 @@ from medsyn_utils.core import artefacts
 from medsyn_utils.score import quality
 from medsyn_utils.score.calibration import Calibration, calibration_pairs
 from medsyn_utils.score.chunks import chunk_folder, remove_chunks, score_in_chunks
-from medsyn_utils.score.filter import comparable_examples, criteria_applied, filter_applies, \
-    filter_groups, group_counts, passed_filter
-from medsyn_utils.score.layout import SCORED_COLUMNS, ScoringInput, check_table, load_scoring_input, \
-    with_published_columns
+from medsyn_utils.score.filter import (
+    comparable_examples,
+    criteria_applied,
+    filter_applies,
+    filter_groups,
+    group_counts,
+    passed_filter,
+)
+from medsyn_utils.score.layout import (
+    SCORED_COLUMNS,
+    ScoringInput,
+    check_table,
+    load_scoring_input,
+    with_published_columns,
+)
 from medsyn_utils.score.scorer import NoteScorer, ScoreReport
 
 DEMO_MODEL = "demo-real-notes"  # generation_model of demo rows: real train notes, not generated
@@ -84,7 +96,7 @@ def summary(scored: pd.DataFrame, report: ScoreReport | None = None) -> dict[str
     """Key numbers of a scored table (for the stage record and the CLI), with the criteria that
     applied and the counts per filter group."""
     numbers: dict[str, Any] = {
-        "rows": int(len(scored)),
+        "rows": len(scored),
         "passed": int(scored["passed_filter"].sum()),
         "share_passed": float(scored["passed_filter"].mean()) if len(scored) else math.nan,
         "filter_applies": int(scored["filter_applies"].sum()),
