@@ -124,6 +124,7 @@ def stage_metrics(scored: pd.DataFrame, report: ScoreReport | None, scoring_inpu
     """The stage record's metrics: :func:`summary`, where the notes came from (and the failed
     notes left out), the thresholds used and the calibration table."""
     return {**summary(scored, report), "input": scoring_input.source,
+            "demo": scoring_input.source.startswith(DEMO_LABEL),
             "failed_notes_excluded": dict(scoring_input.failed),
             "thresholds_used": dict(thresholds),
             "calibration": None if calibration is None else calibration.table.to_dict("records")}
