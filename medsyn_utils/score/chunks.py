@@ -97,5 +97,5 @@ def score_in_chunks(scorer: NoteScorer, notes: Sequence[Any], symptoms: Sequence
 def remove_chunks(folder: str | os.PathLike[str]) -> None:
     """Drop a chunk folder once the table it was building is written."""
     folder = Path(folder)
-    if folder.is_dir() and all(p.suffix == ".parquet" for p in folder.iterdir()):
+    if folder.is_dir() and folder.name.endswith(CHUNK_SUFFIX):  # chunks and torn temporary files
         shutil.rmtree(folder)
