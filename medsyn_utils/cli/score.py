@@ -46,9 +46,7 @@ def _score_cli(args: argparse.Namespace) -> int:
     out = artefacts.check_writable(resolve(args.out))  # before any work
     scoring_input = load_scoring_input(resolve(args.input),
                                        None if args.tasks is None else resolve(args.tasks))
-    if scoring_input.failed:
-        _notice(f"left out {scoring_input.failed_total} note(s) recorded as failed by generation "
-                f"({', '.join(f'{k}: {v}' for k, v in scoring_input.failed.items())})")
+    _notice(scoring_input.describe())
     scorer = NoteScorer(args.encoder, args.layer, idf=args.idf, windowed=args.windowed,
                         batch_size=args.batch_size, device=args.device, precision=args.precision)
     thresholds, calibration = _thresholds(args, scorer)

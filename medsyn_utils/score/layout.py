@@ -49,6 +49,14 @@ class ScoringInput:
     def failed_total(self) -> int:
         return sum(self.failed.values())
 
+    def describe(self) -> str:
+        """One line: how many notes, from where, and the failed notes left out."""
+        text = f"scoring {len(self.table)} notes from {self.source}"
+        if self.failed:
+            text += (f"; left out {self.failed_total} note(s) recorded as failed by generation "
+                     f"({', '.join(f'{k}: {v}' for k, v in self.failed.items())})")
+        return text
+
 
 def symptom_string(value: Any) -> str:
     """A task's symptoms as the paper joined them: ", ".join(list)."""
