@@ -102,6 +102,8 @@ def _agreement(fast: np.ndarray, exact: np.ndarray, quantile: float) -> float:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Time both sides and the reduced precision; over 60 lines: one timing loop whose order of
+    measurements (interleaved repeats on a shared machine) is the point."""
     import torch
 
     from medsyn_utils.score.encoders import resolve_encoder
