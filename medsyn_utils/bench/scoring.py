@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--cuda-precision", default="bf16", choices=("fp16", "bf16"),
                         help="the reduced precision measured on CUDA (int8 is the CPU one)")
+    parser.add_argument("--cpu-precision", default="int8", choices=("int8", "int8-attention"),
+                        help="the reduced precision measured on CPU: all linear layers, or only "
+                             "the attention projections")
     parser.add_argument("--skip-baseline", action="store_true", help="time only the one-pass scorer")
 
 
@@ -114,7 +117,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if device.startswith("cuda") and not torch.cuda.is_available():
         from medsyn_utils.core.errors import ParameterError
         raise ParameterError("--device cuda but torch sees no GPU here: run it on a GPU machine")
-    fast_precision = args.cuda_precision if device.startswith("cuda") else "int8"
+    fast_precision = args.cuda_precision if device.startswith("cuda") else args.cpu_precision
     info = resolve_encoder(args.encoder)  # converts the embedded e5 once, untimed
     notes, symptoms, examples = benchmark_pairs(args.n, args.seed, args.min_words)
     n, repeats = len(notes), max(1, args.repeats)

@@ -115,7 +115,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="texts per forward pass (at most)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda where available)")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                        help="encoder precision: fp32 (default), int8 (CPU), fp16/bf16 (CUDA)")
+                        help="encoder precision: fp32 (default), int8 or int8-attention (CPU), "
+                             "fp16/bf16 (CUDA); see benchmarks/README.md")
     parser.add_argument("--chunk-rows", type=int, default=256, help="notes per resumable chunk")
     parser.add_argument("--keep-chunks", action="store_true", help="keep <out>.chunks/ after writing")
     parser.add_argument("--json", action="store_true", help="print one JSON object (notices to stderr)")

@@ -14,7 +14,9 @@ bert-score cuts them (and the report says how many); ``windowed=True`` scores th
 token embedded in the overlapping window where it sits most centrally.
 
 ``precision``: ``"fp32"`` (bert-score's own numbers), ``"int8"`` (CPU: the encoder's linear layers
-dynamically quantized, see ``benchmarks/README.md`` for speed and agreement), ``"fp16"`` /
+dynamically quantized), ``"int8-attention"`` (CPU: only the attention projections quantized, the
+feed-forward layers, whose activations 8 bits distort most, kept in fp32; see
+``benchmarks/README.md`` for speed and agreement), ``"fp16"`` /
 ``"bf16"`` (CUDA only). Anything but fp32 is part of :attr:`NoteScorer.hash`.
 
 Over 400 lines: the scorer is one class whose parts (tokens, windows, batches, greedy matching,
@@ -46,7 +48,7 @@ from medsyn_utils.score.encoders import (
 )
 
 PRIVATE_MARK = "private_data"  # the published dataset's stand-in for private example notes
-PRECISIONS = ("fp32", "int8", "fp16", "bf16")
+PRECISIONS = ("fp32", "int8", "int8-attention", "fp16", "bf16")
 # Padded tokens per forward pass: CPU caches like small batches, a GPU wants them large.
 DEFAULT_BATCH_TOKENS = {"cpu": 8192, "cuda": 65536}
 SCORE_COLUMNS = ("symptoms_recall", "anamnesis_precision", "note_tokens", "empty_response",
@@ -431,7 +433,7 @@ def check_precision(precision: str, device: str) -> None:
     if precision not in PRECISIONS:
         raise ParameterError(f"precision={precision!r}: use one of {', '.join(PRECISIONS)}")
     on_cuda = device.startswith("cuda")
-    if precision == "int8" and on_cuda:
+    if precision.startswith("int8") and on_cuda:
         raise ParameterError("precision='int8' is the CPU path: use fp16 or bf16 with --device cuda")
     if precision in ("fp16", "bf16") and not on_cuda:
         raise ParameterError(f"precision={precision!r} needs --device cuda: on CPU use fp32 or int8")
@@ -453,10 +455,13 @@ def _with_precision(model, precision: str):
     """The encoder in the asked precision: int8 = dynamic quantization of its linear layers."""
     import torch
 
-    if precision == "int8":
+    if precision.startswith("int8"):
+        layers = {name for name, module in model.named_modules()
+                  if isinstance(module, torch.nn.Linear)
+                  and (precision == "int8" or ".attention." in f".{name}.")}
         with warnings.catch_warnings():  # torch.ao.quantization announces its future move
             warnings.simplefilter("ignore", (DeprecationWarning, UserWarning))
-            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            return torch.ao.quantization.quantize_dynamic(model, layers, dtype=torch.qint8)
     if precision == "fp16":
         return model.half()
     if precision == "bf16":

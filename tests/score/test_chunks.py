@@ -91,16 +91,23 @@ def test_resumed_chunks_equal_unchunked_scores(scorer, tmp_path) -> None:
 INT8_TOLERANCE = 0.05
 
 
-def test_int8_scores_agree_with_fp32(tiny_encoder_dir) -> None:
+@pytest.mark.parametrize("precision", ["int8", "int8-attention"])
+def test_int8_scores_agree_with_fp32(tiny_encoder_dir, precision) -> None:
+    import torch
+
     fp32 = scoring.NoteScorer(str(tiny_encoder_dir), LAYER)
-    int8 = scoring.NoteScorer(str(tiny_encoder_dir), LAYER, precision="int8")
+    int8 = scoring.NoteScorer(str(tiny_encoder_dir), LAYER, precision=precision)
     a = fp32.score(NOTES, SYMPTOMS, EXAMPLES, progress=False)
     b = int8.score(NOTES, SYMPTOMS, EXAMPLES, progress=False)
     for name in ("symptoms_recall", "anamnesis_precision"):
         difference = np.abs(a[name].to_numpy() - b[name].to_numpy())
         assert difference.max() < INT8_TOLERANCE
-    assert int8.hash == fp32.hash + "_int8"
-    assert int8.device == "cpu"
+    assert int8.hash == f"{fp32.hash}_{precision}" and int8.device == "cpu"
+    fp32_linear = [n for n, m in int8.model.named_modules() if type(m) is torch.nn.Linear]
+    quantized = [n for n, m in int8.model.named_modules() if "quantized" in type(m).__module__
+                 and "Linear" in type(m).__name__]
+    assert quantized and all(".attention." in f".{n}." for n in quantized) == (precision != "int8")
+    assert bool(fp32_linear) == (precision == "int8-attention")  # the feed-forward stays fp32
 
 
 def test_precision_and_device_must_fit(tiny_encoder_dir) -> None:
