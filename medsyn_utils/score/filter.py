@@ -112,8 +112,8 @@ def threshold_sweep(scored: pd.DataFrame, recall_grid: Sequence[float] | None = 
     """Share of notes passing for every pair of thresholds on a grid (long format)."""
     recall_grid = np.round(np.linspace(0.5, 1.0, 11), 3) if recall_grid is None else recall_grid
     precision_grid = np.round(np.linspace(0.5, 1.0, 11), 3) if precision_grid is None else precision_grid
-    empty = scored["empty_response"] if "empty_response" in scored else None
-    applies = scored["filter_applies"] if "filter_applies" in scored else None
+    empty = scored.get("empty_response")
+    applies = scored.get("filter_applies")
     rows = []
     for r in recall_grid:
         for p in precision_grid:
