@@ -20,7 +20,7 @@ import networkx as nx
 import pandas as pd
 
 from medsyn_utils.core.codes import clean_code, normalize_code
-from medsyn_utils.core.data import checksums, fetch, verified_checksums
+from medsyn_utils.core.data import fetch, verified_checksums
 from medsyn_utils.core.errors import CodeError
 from medsyn_utils.core.paths import cache_dir
 from medsyn_utils.core.provenance import write_atomic

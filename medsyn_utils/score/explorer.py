@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from medsyn_utils.core.errors import InputTableError, ParameterError
-from medsyn_utils.score.scoring import PAPER_THRESHOLDS, passed_filter
+from medsyn_utils.score.filter import PAPER_THRESHOLDS, passed_filter
 
 SCORES = ("symptoms_recall", "anamnesis_precision")
 RULES = {"symptoms_recall": ">=", "anamnesis_precision": ">"}  # the paper's rule per score
@@ -46,9 +46,11 @@ def passing(scored: pd.DataFrame, recall_threshold: float, precision_threshold: 
     """Which notes pass at these thresholds (the filter's own rule, empty responses never pass)."""
     _check(scored, SCORES)
     empty = scored["empty_response"] if "empty_response" in scored.columns else None
+    applies = scored["filter_applies"] if "filter_applies" in scored.columns else None
     return passed_filter(scored["symptoms_recall"], scored["anamnesis_precision"],
                          _check_threshold("symptoms_recall", recall_threshold),
-                         _check_threshold("anamnesis_precision", precision_threshold), empty)
+                         _check_threshold("anamnesis_precision", precision_threshold), empty,
+                         applies)
 
 
 def share_passing(scored: pd.DataFrame, recall_threshold: float, precision_threshold: float,

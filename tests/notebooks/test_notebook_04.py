@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from medsyn_utils.core import artefacts
 from medsyn_utils.core.schema import STORE_FIELDS, TASK_COLUMNS
 from medsyn_utils.testing.tiny import SENTENCES
 
@@ -16,10 +17,11 @@ NOTEBOOK = ROOT / "notebooks" / "04_bertscore_evaluation.ipynb"
 
 pytestmark = pytest.mark.notebooks
 
-KINDS = ["symptoms+example", "symptoms", "code", "symptoms+example", "symptoms+example"]
-SYMPTOMS = [["головная боль", "слабость"], ["кашель", "насморк"], [], ["давление"], ["изжога"]]
+KINDS = ["symptoms+example", "symptoms", "code", "symptoms+example", "symptoms+example", "symptoms"]
+SYMPTOMS = [["головная боль", "слабость"], ["кашель", "насморк"], [], ["давление"], ["изжога"], ["x"]]
 RESPONSES = [SENTENCES[0], SENTENCES[1], SENTENCES[2], "", SENTENCES[4] + " *ДАТА*"]
-EXAMPLES = [SENTENCES[3], None, None, SENTENCES[5], SENTENCES[4] + " *ДАТА*"]  # the last is copied
+EXAMPLES = [SENTENCES[3], None, None, SENTENCES[5], SENTENCES[4] + " *ДАТА*", None]  # [4] is copied
+# t000005 is in the store as failed (finish_reason "error"): left out and counted.
 
 
 def _write_inputs(run: Path) -> None:
@@ -33,11 +35,13 @@ def _write_inputs(run: Path) -> None:
         "user_prompt": "u", "completion_prompt": "c", "seed": 0} for i, kind in enumerate(KINDS)],
         columns=list(TASK_COLUMNS))
     tasks.to_parquet(run / "tasks.parquet", index=False)
+    prints = artefacts.task_fingerprints(tasks)
     with (run / "generations.jsonl").open("w", encoding="utf-8") as handle:
-        for i, response in enumerate(RESPONSES):
+        for i, response in enumerate([*RESPONSES, "x"]):
             record = {name: None for name in STORE_FIELDS}
             record.update(task_id=f"t{i:06d}", model_id="tiny-lm", prompt=f"prompt {i}",
-                          response=response, finish_reason="stop")
+                          response=response, finish_reason="error" if i == len(RESPONSES) else "stop",
+                          task_fingerprint=prints[f"t{i:06d}"])
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
@@ -55,7 +59,9 @@ def test_notebook_04_scores_the_store_and_records_metrics(tmp_path, tiny_encoder
     metrics = record["metrics"]
     assert metrics["rows"] == 5 and metrics["empty_responses"] == 1
     assert metrics["memorised"] == 1 and metrics["placeholders_copied_rows"] == 1
-    assert metrics["input"].startswith("generation store")
+    assert metrics["input"].startswith("generation store") and metrics["demo"] is False
+    assert metrics["failed_notes_excluded"] == {"error": 1}
+    assert metrics["filter_groups"]["code-only"] == {"notes": 1, "passed": 0}
     assert [row["score"] for row in metrics["calibration"]] == ["symptoms_recall", "anamnesis_precision"]
     assert all(row["percentile"] == 20.0 for row in metrics["calibration"])
     used = metrics["thresholds_used"]
@@ -67,3 +73,25 @@ def test_notebook_04_scores_the_store_and_records_metrics(tmp_path, tiny_encoder
     assert scored["passed_filter"].sum() == metrics["passed"]
     assert not scored.loc[3, "passed_filter"]  # the empty response
     assert scored["anamnesis_precision"].isna().tolist() == [False, True, True, False, False]
+    assert scored["filter_applies"].tolist() == [True, True, False, True, True]
+
+
+def test_notebook_04_without_generations_names_the_stage_unless_demo(tmp_path, tiny_encoder_dir,
+                                                                     data_dir):
+    papermill = pytest.importorskip("papermill")
+    run = tmp_path / "run"
+    run.mkdir()
+    common = {"run_dir": str(run), "encoder": str(tiny_encoder_dir), "layer": 2, "calibrate": False,
+              "show_notes": 1}
+    with pytest.raises(papermill.PapermillExecutionError, match="generation stage"):
+        papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "no.ipynb"), kernel_name="python3",
+                                   parameters=common, cwd=str(NOTEBOOK.parent), progress_bar=False,
+                                   execution_timeout=600)
+    assert not (run / "scored.parquet").exists()
+    papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "demo.ipynb"), kernel_name="python3",
+                               parameters={**common, "demo": True, "demo_size": 3},
+                               cwd=str(NOTEBOOK.parent), progress_bar=False, execution_timeout=600)
+    record = json.loads((run / "04_bertscore_evaluation.json").read_text(encoding="utf-8"))
+    assert record["parameters"]["demo"] is True and record["metrics"]["demo"] is True
+    assert record["metrics"]["input"].startswith("DEMO DATA")
+    assert set(pd.read_parquet(run / "scored.parquet")["generation_model"]) == {"demo-real-notes"}

@@ -1,8 +1,10 @@
-"""The one-pass scorer against bert_score, the filter, the scored dataset, calibration, the CLI."""
+"""The one-pass scorer against bert_score, the filter, the scored dataset, calibration, the CLI.
+
+Resumable chunked scoring and the int8 path: ``test_chunks.py``.
+"""
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from pathlib import Path
@@ -10,17 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from score_helpers import EXAMPLES, LAYER, NOTES, SYMPTOMS, make_store, make_tasks
 
-from medsyn_utils.score import scoring
+from medsyn_utils.core import artefacts
 from medsyn_utils.core.errors import InputTableError, ModelError, ParameterError
-from medsyn_utils.core.schema import PUBLISHED_COLUMNS, STORE_FIELDS, TASK_COLUMNS
+from medsyn_utils.core.schema import PUBLISHED_COLUMNS
+from medsyn_utils.score import scoring
 from medsyn_utils.testing.tiny import SENTENCES
-
-LAYER = 3
-NOTES = list(SENTENCES[:6])
-SYMPTOMS = ["головная боль, слабость", "кашель, насморк", "боль в спине, онемение",
-            "давление, одышка", "жажда, сухость во рту", "изжога, тошнота"]
-EXAMPLES = list(SENTENCES[2:8])
 
 
 @pytest.fixture(scope="module")
@@ -81,13 +79,17 @@ def test_missing_references_give_nan_and_empty_responses_fail(scorer) -> None:
     assert frame.loc[5, "symptoms_recall"] == 0.0 and frame.loc[5, "anamnesis_precision"] == 0.0
     ok = scoring.passed_filter(frame["symptoms_recall"], frame["anamnesis_precision"], 0.0, -1.0,
                                frame["empty_response"])
-    assert ok.tolist() == [True] * 5 + [False]
+    assert ok.tolist() == [True, True, False, False, True, False]  # nothing to check: no pass
 
 
 def test_passed_filter_rules() -> None:
-    recall = [0.65, 0.64, 0.9, math.nan, 0.9]
-    precision = [0.71, 0.9, 0.7, 0.75, math.nan]
-    assert scoring.passed_filter(recall, precision, 0.65, 0.7).tolist() == [True, False, False, True, True]
+    recall = [0.65, 0.64, 0.9, math.nan, 0.9, math.nan]
+    precision = [0.71, 0.9, 0.7, 0.75, math.nan, math.nan]
+    assert scoring.passed_filter(recall, precision, 0.65, 0.7).tolist() == \
+        [True, False, False, True, True, False]
+    applies = [True, True, True, True, False, True]
+    assert scoring.passed_filter(recall, precision, 0.65, 0.7, applies=applies).tolist() == \
+        [True, False, False, True, False, False]
 
 
 def test_long_texts_are_counted_and_windowed_mode_keeps_them_whole(tiny_encoder_dir) -> None:
@@ -137,35 +139,6 @@ def test_bad_parameters_and_encoders(tiny_encoder_dir, tmp_path) -> None:
 # ----------------------------------------------------------------------- tables and schema
 
 
-def make_tasks() -> pd.DataFrame:
-    rows = []
-    kinds = ["symptoms+example", "symptoms", "code", "symptoms+example"]
-    for i, kind in enumerate(kinds):
-        rows.append({
-            "task_id": f"t{i:06d}", "icd10": "J06.9", "category": "J06",
-            "code_name_ru": "Острая инфекция верхних дыхательных путей неуточненная",
-            "prompt_kind": kind, "prompt_variant": "style" if "example" in kind else "short",
-            "symptoms": [] if kind == "code" else SYMPTOMS[i].split(", "),
-            "example_visit_id": "q1" if "example" in kind else None,
-            "example_text": EXAMPLES[i] if "example" in kind else None,
-            "example_source": "RuMedTop3-train" if "example" in kind else None,
-            "sex": "female", "age": 30 + i, "location": "city", "marital_status": "single",
-            "smoking": False, "system_prompt": "s", "user_prompt": f"u{i}", "completion_prompt": f"c{i}",
-            "seed": 0,
-        })
-    return pd.DataFrame(rows, columns=list(TASK_COLUMNS))
-
-
-def make_store(path: Path, responses: list[str]) -> Path:
-    with path.open("w", encoding="utf-8") as handle:
-        for i, response in enumerate(responses):
-            record = {name: None for name in STORE_FIELDS}
-            record.update(task_id=f"t{i:06d}", model_id="tiny-lm", prompt=f"prompt {i}",
-                          response=response, finish_reason="stop" if response else "empty")
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return path
-
-
 def test_store_and_tasks_become_the_published_columns(tmp_path) -> None:
     make_tasks().to_parquet(tmp_path / "tasks.parquet", index=False)
     store = make_store(tmp_path / "generations.jsonl", NOTES[:3] + [""])
@@ -182,20 +155,24 @@ def test_store_and_tasks_become_the_published_columns(tmp_path) -> None:
 
 def test_scored_dataset_round_trips_through_csv_and_parquet(scorer, tmp_path) -> None:
     make_tasks().to_parquet(tmp_path / "tasks.parquet", index=False)
-    store = make_store(tmp_path / "generations.jsonl", NOTES[:3] + [""])
+    store = make_store(tmp_path / "generations.jsonl", NOTES[:3] + [""])  # "" finished as "stop"
     table = scoring.read_scoring_input(store)
     scored = scoring.score_table(table, scorer, recall_threshold=0.0, precision_threshold=0.0,
                                  out=tmp_path / "scored.parquet", progress=False)
-    scoring.write_table(scored, tmp_path / "scored.csv")
+    artefacts.write_table(scored, tmp_path / "scored.csv")
     assert list(scored.columns) == list(scoring.SCORED_COLUMNS)
     assert scored["bertscore_hash"].eq(scorer.hash).all()
-    assert scored["passed_filter"].tolist() == [True, True, True, False]  # the empty one fails
+    # prompt(code) has nothing to check against: the filter does not apply, so it does not pass
+    assert scored["filter_applies"].tolist() == [True, True, False, True]
+    assert scored["passed_filter"].tolist() == [True, True, False, False]  # the empty one fails
     assert scored["empty_response"].tolist() == [False, False, False, True]
     assert math.isnan(scored.loc[2, "symptoms_recall"]) and math.isnan(scored.loc[1, "anamnesis_precision"])
+    assert not (tmp_path / "scored.parquet.chunks").exists()  # chunks removed once written
     for name in ("scored.parquet", "scored.csv"):
-        back = scoring.read_scored(tmp_path / name)
+        back = artefacts.read_scored_table(tmp_path / name)
         assert list(back.columns) == list(scoring.SCORED_COLUMNS)
-        pd.testing.assert_frame_equal(back.reset_index(drop=True), scored.reset_index(drop=True),
+        expected = scored.assign(anamnesis=scored["anamnesis"].fillna(""))  # read back as text
+        pd.testing.assert_frame_equal(back.reset_index(drop=True), expected.reset_index(drop=True),
                                       check_dtype=False, check_exact=False, rtol=1e-12)
     again = scoring.read_scoring_input(tmp_path / "scored.csv")  # a scored file can be re-scored
     rescored = scoring.score_table(again, scorer, recall_threshold=0.0, precision_threshold=0.0,
@@ -223,29 +200,11 @@ def test_csv_with_nan_inputs_is_scored_and_flagged(scorer, tmp_path) -> None:
     scored = scoring.score_table(scoring.read_scoring_input(path), scorer, recall_threshold=0.0,
                                  precision_threshold=0.0, progress=False)
     assert scored["empty_response"].tolist() == [False, True, False]
-    assert scored["passed_filter"].tolist() == [True, False, True]
+    # the last example is hidden (private_data): precision cannot be checked, so no pass
+    assert scored["filter_applies"].tolist() == [True, True, False]
+    assert scored["passed_filter"].tolist() == [True, False, False]
     assert scored["missing_example"].tolist() == [True, False, True]
     assert scored["idx"].tolist() == [0, 1, 2]
-
-
-def test_scores_done_before_a_failure_are_written(scorer, tmp_path, monkeypatch) -> None:
-    table = scoring.check_table(pd.DataFrame({"response": NOTES, "symptoms": SYMPTOMS, "anamnesis": EXAMPLES}))
-    calls = {"n": 0}
-    real = scorer._greedy
-
-    def failing(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] > 2:  # chunk 1 makes two calls (recall, precision); chunk 2 fails
-            raise RuntimeError("device lost")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(scorer, "_greedy", failing)
-    with pytest.raises(RuntimeError, match="device lost"), pytest.warns(UserWarning, match="stopped after 2"):
-        scoring.score_table(table, scorer, recall_threshold=0.5, precision_threshold=0.5,
-                            chunk_rows=2, out=tmp_path / "scored.csv", progress=False)
-    partial = scoring.read_scored(tmp_path / "scored.partial.csv")
-    assert len(partial) == 2 and partial["symptoms_recall"].notna().all()
-    assert not (tmp_path / "scored.csv").exists()
 
 
 def test_threshold_sweep_is_monotone(scorer) -> None:
@@ -266,8 +225,10 @@ def test_cli_scores_a_store(tiny_encoder_dir, tmp_path, capsys) -> None:
     out = tmp_path / "scored.csv"
     code = main(["score", "--in", str(store), "--out", str(out), "--encoder", str(tiny_encoder_dir),
                  "--layer", "2", "--recall-threshold", "0.1", "--precision-threshold", "0.1", "--quiet"])
-    assert code == 0 and len(scoring.read_scored(out)) == 4
-    assert "passed 4" in capsys.readouterr().out
+    assert code == 0 and len(artefacts.read_scored_table(out)) == 4
+    printed = capsys.readouterr().out
+    assert "passed 3" in printed and "code-only" in printed  # the prompt(code) note cannot pass
+    assert "anamnesis_precision on 2" in printed
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"text": ["a"]}).to_csv(bad, index=False)
     assert main(["score", "--in", str(bad), "--out", str(out), "--encoder", str(tiny_encoder_dir)]) == 2
@@ -314,12 +275,12 @@ def test_calibrate_maps_both_thresholds(scorer) -> None:
     assert with_ref.table["percentile_source"].str.startswith("measured").all()
 
 
-def test_stage_input_fallback_is_labelled(data_dir, tmp_path) -> None:
-    table, label = scoring.stage_input(tmp_path, fallback_size=3, seed=0)
-    assert label.startswith("stand-in") and len(table) == 3
-    assert table["generation_model"].eq(scoring.STAND_IN_MODEL).all()
-    with pytest.raises(InputTableError, match="stage 03"):
-        scoring.stage_input(tmp_path, fallback_size=0)
+def test_stage_input_without_generations_is_an_error_unless_demo(data_dir, tmp_path) -> None:
+    with pytest.raises(artefacts.MissingInputError, match="generations.jsonl .*generation stage"):
+        scoring.stage_input(tmp_path)
+    demo = scoring.stage_input(tmp_path, demo=True, demo_size=3, seed=0)
+    assert demo.source.startswith(scoring.DEMO_LABEL) and len(demo.table) == 3
+    assert demo.table["generation_model"].eq(scoring.DEMO_MODEL).all()
 
 
 # ---------------------------------------------------------------------------- real encoder
