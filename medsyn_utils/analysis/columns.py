@@ -58,7 +58,7 @@ def count_symptoms(value: Any) -> float:
 def copy_share(response: Any, example: Any, n: int = COPY_NGRAM) -> float:
     """Share of the note's word ``n``-grams found in its style example (NaN without an example).
 
-    The scoring stage's metric (:func:`medsyn_utils.quality.copied_ngram_share`); a published
+    The scoring stage's metric (:func:`medsyn_utils.score.quality.copied_ngram_share`); a published
     ``private_data`` example counts as missing.
     """
     from medsyn_utils.score.quality import copied_ngram_share

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medsyn_utils.analysis.figure_io import FigureRecord, SkipFigure, save_figure, setup, write_index
+from medsyn_utils.analysis.figure_io import FigureRecord, SkipFigure, save_figures, setup, write_index
 
 KS = (1, 3, 5)
 
@@ -121,14 +121,7 @@ def write_downstream_figures(metrics: dict[str, Any], per_code: pd.DataFrame | N
                             "< 0.05 circled.",
          lambda: plot_per_code_change(per_code)),
     ]
-    records = []
-    for name, caption, draw in specs:
-        try:
-            fig = draw()
-        except SkipFigure as reason:
-            records.append(FigureRecord(name=name, caption=caption, skipped=str(reason)))
-            continue
-        records.append(save_figure(fig, folder, name, caption, demo=demo))
+    records = save_figures(specs, folder, demo=demo)
     notes = ["**DEMO DATA**: made-up notes, not model output"] if demo else []
     write_index(records, folder, title="Downstream ICD experiment",
                 notes=notes + [f"synthetic notes: {metrics.get('synthetic_source', '')}"])

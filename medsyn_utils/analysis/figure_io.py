@@ -56,6 +56,20 @@ def save_figure(fig: Any, folder: str | Path, name: str, caption: str,
     return FigureRecord(name=name, caption=caption, files=files)
 
 
+def save_figures(specs: Sequence[tuple[str, str, Any]], folder: str | Path, *,
+                 demo: bool = False) -> list[FigureRecord]:
+    """Draw and save each ``(name, caption, draw)``; a :class:`SkipFigure` is recorded with why."""
+    records = []
+    for name, caption, draw in specs:
+        try:
+            fig = draw()
+        except SkipFigure as reason:
+            records.append(FigureRecord(name=name, caption=caption, skipped=str(reason)))
+            continue
+        records.append(save_figure(fig, folder, name, caption, demo=demo))
+    return records
+
+
 def write_index(records: Sequence[FigureRecord], folder: str | Path, *, title: str = "Figures",
                 notes: Sequence[str] = ()) -> Path:
     """Write ``index.md``: every figure with its caption and files, skipped ones with the reason."""

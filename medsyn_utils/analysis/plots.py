@@ -21,7 +21,7 @@ from medsyn_utils.analysis.columns import (COPY_NGRAM, FILTER_GROUPS, MISSING_LA
                                            SCORE_COLUMNS, Groups, _labels, add_derived_columns,
                                            prepare_groups, real_note_lengths, task_categories)
 from medsyn_utils.analysis.figure_io import (FigureRecord, SkipFigure, index_table, quiet,
-                                             save_figure, setup, write_index)
+                                             save_figures, setup, write_index)
 
 __all__ = ["make_figures", "summary_metrics", "scoring_thresholds", "index_table", "REAL_DATA_FILES"]
 from medsyn_utils.core.errors import InputTableError, ParameterError
@@ -312,14 +312,7 @@ def make_figures(frame: pd.DataFrame, output_dir: str | Path, *,
          lambda: plot_copy_vs_precision(data, groups, precision_threshold=precision_threshold,
                                         max_points=max_points, seed=seed)),
     ]
-    records = []
-    for name, caption, draw in specs:
-        try:
-            fig = draw()
-        except SkipFigure as reason:
-            records.append(FigureRecord(name=name, caption=caption, skipped=str(reason)))
-            continue
-        records.append(save_figure(fig, output_dir, name, caption, demo=demo))
+    records = save_figures(specs, output_dir, demo=demo)
     write_index(records, output_dir, title=title, notes=notes)
     return records
 

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
+
 from medsyn_utils.bench import BENCHMARKS
+from medsyn_utils.cli.output import print_result
 
 
 def _run(args: argparse.Namespace) -> int:
     module = importlib.import_module(f"medsyn_utils.bench.{args.benchmark}")
-    result = module.run(args)
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False))
-    else:
-        for key, value in result.items():
-            print(f"{key:28} {value}")
+    print_result(module.run(args), args.json)
     return 0
 
 

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from medsyn_utils.cli.output import print_result
 from medsyn_utils.kg.graph import load_graph
 
 
 def _stats(args: argparse.Namespace) -> int:
     kg = load_graph(rebuild=args.rebuild)
-    stats = kg.stats()
-    if args.json:
-        print(json.dumps(stats, ensure_ascii=False))
-    else:
-        for section, values in stats.items():
-            print(f"{section}: {values}")
+    print_result(kg.stats(), args.json)
     return 0
 
 

@@ -74,6 +74,16 @@ def require_input(run_dir: str | os.PathLike[str], *names: str) -> Path:
         f"medsyn run --only {stage}); for a demo on made-up data set demo: true")
 
 
+def check_columns(frame: pd.DataFrame, required: Iterable[str], what: str, *, fix: str,
+                  empty_fix: str) -> None:
+    """One-line errors for a table that lacks columns (``fix``) or rows (``empty_fix``)."""
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise InputTableError(f"{what} lacks column(s) {', '.join(missing)}: {fix}")
+    if frame.empty:
+        raise InputTableError(f"{what} has no rows: {empty_fix}")
+
+
 def table_suffix(path: str | os.PathLike[str]) -> str:
     """``.csv.gz`` for ``x.csv.gz``, else the lower-case suffix."""
     p = Path(path)

@@ -1,5 +1,7 @@
 """Which language model a run uses, and how it is loaded without a model hub.
 
+Just over 400 lines: resolving a model id and converting the embedded GGUF model belong together.
+
 A model is named by one string, resolved by :func:`resolve_model` into a :class:`ModelSpec`:
 
 * ``"embedded:gemma-3-270m"``: Google's Gemma 3 270M (base model), shipped as a Q4_K_M GGUF file

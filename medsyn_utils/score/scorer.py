@@ -1,5 +1,7 @@
 """The one-pass BERTScore scorer: one encoder, loaded once; every distinct text embedded once.
 
+Over 400 lines: the scorer class keeps embedding, batching and both scores in one place (one pass).
+
 The MedSyn filter scores each note twice with BERTScore, the note always the candidate:
 ``symptoms_recall`` = R against the sampled symptoms joined by ", " (did the note cover them?)
 and ``anamnesis_precision`` = P against the style example (is the note made of example-like

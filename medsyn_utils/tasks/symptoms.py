@@ -1,5 +1,7 @@
 """Symptom priors of the method: which symptoms a task's code draws, and how likely each is.
 
+Just over 400 lines: the symptom prior table and its vectorised sampler share one data layout.
+
 * :class:`PriorTable` — one row per *sampling unit* (a code whose symptoms are drawn together),
   padded symptom ids and weights; symptoms are drawn without replacement with probabilities
   ``softmax(w / T)`` by the Gumbel-top-k trick, which gives exactly the distribution of

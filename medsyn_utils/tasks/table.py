@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from medsyn_utils.core.artefacts import check_columns
 from medsyn_utils.core.errors import InputTableError
 from medsyn_utils.core.paths import resolve, run_dir
 from medsyn_utils.core.provenance import write_atomic
@@ -43,12 +44,9 @@ _ARROW_SCHEMA = pa.schema([
 
 
 def _check_columns(frame: pd.DataFrame, where: str) -> None:
-    missing = [c for c in TASK_COLUMNS if c not in frame.columns]
-    if missing:
-        raise InputTableError(f"{where} lacks task column(s) {', '.join(missing)}: rebuild it "
-                              f"with build_task_table / `medsyn tasks`")
-    if frame.empty:
-        raise InputTableError(f"{where} has no tasks: build it with n >= 1")
+    check_columns(frame, TASK_COLUMNS, where,
+                  fix="rebuild it with build_task_table / `medsyn tasks`",
+                  empty_fix="build it with n >= 1")
 
 
 def task_table_bytes(frame: pd.DataFrame) -> tuple[bytes, bytes]:

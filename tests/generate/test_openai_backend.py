@@ -1,6 +1,6 @@
 """The OpenAI-compatible backend against a real HTTP server on loopback serving a tiny model.
 
-No client mocks: the backend speaks HTTP to :class:`medsyn_utils.serve.CompletionServer`, which
+No client mocks: the backend speaks HTTP to :class:`medsyn_utils.generate.serve.CompletionServer`, which
 runs the tiny model through the same chat template as the local backend.
 """
 

@@ -152,7 +152,7 @@ def test_parquet_and_csv_read_back_equal(tmp_path, table):
     assert from_parquet["example_visit_id"].tolist() == table["example_visit_id"].tolist()
     header = (tmp_path / "tasks.csv").read_text(encoding="utf-8").splitlines()[0]
     assert header.split(",") == list(TASK_COLUMNS)
-    with pytest.raises(InputTableError, match="lacks task column"):
+    with pytest.raises(InputTableError, match="lacks column"):
         task_files.write_task_table(table.drop(columns=["symptoms"]), tmp_path / "bad")
 
 
@@ -256,7 +256,7 @@ def test_task_table_bytes_unchanged_since_before_the_split(tmp_path, data_dir):
 
 @pytest.mark.parametrize("name,content,pattern", [
     ("empty.csv", b"", "is empty"),
-    ("header.csv", b"task_id,user_prompt,symptoms\n", "has no tasks"),
+    ("header.csv", b"task_id,user_prompt,symptoms\n", "has no rows"),
     ("latin1.csv", "task_id,user_prompt\nt1,жалобы\n".encode("cp1251"), "not UTF-8"),
     ("ages.csv", b"task_id,age\nt1,old\n", "task table .*ages.csv"),
     ("table.xlsx", b"x", "unknown format"),
