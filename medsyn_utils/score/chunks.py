@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +59,14 @@ def chunk_keys(scorer: NoteScorer, notes: Sequence[Any], symptoms: Sequence[Any]
 
 def score_in_chunks(scorer: NoteScorer, notes: Sequence[Any], symptoms: Sequence[Any],
                     examples: Sequence[Any], folder: str | os.PathLike[str], *, chunk_rows: int = 256,
-                    progress: bool = True) -> pd.DataFrame:
+                    progress: bool = True, engine: str = "local",
+                    ray_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """:meth:`NoteScorer.iter_score` columns for every note, resuming from ``folder``.
 
     Finished chunks found in ``folder`` are read back, not scored again; each new chunk is written
-    there (atomically) before the next starts, so a crash loses at most one chunk.
+    there (atomically) as soon as it is done, so a crash loses at most the chunks in flight.
+    ``engine="ray"`` scores the chunks on Ray actors (``ray_options``: ``address``, ``actors``,
+    ``cpus_per_actor``, ``gpus_per_actor``); the table is the same.
     """
     from tqdm.auto import tqdm
 
@@ -79,9 +82,18 @@ def score_in_chunks(scorer: NoteScorer, notes: Sequence[Any], symptoms: Sequence
     done_rows = n - sum(min(chunk_rows, n - k * chunk_rows) for k in todo)
     bar = tqdm(total=n, initial=done_rows, desc="scoring notes", unit="note", disable=not progress,
                file=sys.stderr, smoothing=0.1)
+    if engine == "ray":
+        from medsyn_utils.score.ray_engine import score_chunks
+
+        finished = score_chunks(scorer, notes, symptoms, examples, todo, chunk_rows,
+                                **dict(ray_options or {}))
+    elif engine == "local":
+        finished = scorer.iter_score(notes, symptoms, examples, chunk_rows=chunk_rows,
+                                     progress=False, only_chunks=todo, cache_per_chunk=True)
+    else:
+        raise ParameterError(f"scoring engine={engine!r} is unknown: use 'local' or 'ray'")
     try:
-        for first, frame in scorer.iter_score(notes, symptoms, examples, chunk_rows=chunk_rows,
-                                              progress=False, only_chunks=todo, cache_per_chunk=True):
+        for first, frame in finished:
             artefacts.write_table(frame.reset_index(drop=True), files[first // chunk_rows])
             bar.update(len(frame))
     finally:

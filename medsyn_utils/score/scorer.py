@@ -113,6 +113,11 @@ class NoteScorer:
         from transformers import AutoConfig
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        # What builds this scorer again elsewhere (a Ray actor): the same numbers from the same settings.
+        self.settings: dict[str, Any] = dict(
+            encoder=encoder, layer=layer, idf=idf, device=device, batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens, windowed=windowed, window_stride=window_stride,
+            pair_batch_size=pair_batch_size, precision=precision)
         max_batch_tokens = max_batch_tokens or DEFAULT_BATCH_TOKENS.get(device.split(":")[0], 8192)
         if batch_size < 1 or max_batch_tokens < 1 or pair_batch_size < 1:
             raise ParameterError(f"batch sizes must be >= 1 (batch_size={batch_size}, "
@@ -329,7 +334,8 @@ class NoteScorer:
 
     def iter_score(self, notes: Sequence[Any], symptoms: Sequence[Any], examples: Sequence[Any], *,
                    chunk_rows: int = 256, progress: bool = True, only_chunks: Collection[int] | None = None,
-                   cache_per_chunk: bool = False) -> Iterator[tuple[int, pd.DataFrame]]:
+                   cache_per_chunk: bool = False,
+                   prepared: Prepared | None = None) -> Iterator[tuple[int, pd.DataFrame]]:
         """Score rows chunk by chunk: yields ``(first_row, frame)`` so callers can keep what is done.
 
         By default every distinct text is embedded once for the whole call: a text used again in
@@ -346,7 +352,7 @@ class NoteScorer:
         if chunk_rows < 1:
             raise ParameterError(f"chunk_rows={chunk_rows} must be >= 1")
         start_time = time.perf_counter()
-        prep = self.prepare(notes, symptoms, examples)
+        prep = prepared or self.prepare(notes, symptoms, examples)  # given: the same table, reused
         n = len(prep.notes)
         chunks = [range(first, min(n, first + chunk_rows)) for first in range(0, n, chunk_rows)]
         if only_chunks is not None:

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from medsyn_utils.core import artefacts
+from medsyn_utils.core.errors import ParameterError
 from medsyn_utils.score import quality
 from medsyn_utils.score.calibration import Calibration, calibration_pairs
 from medsyn_utils.score.chunks import chunk_folder, remove_chunks, score_in_chunks
@@ -42,23 +43,28 @@ DEMO_LABEL = "DEMO DATA"
 def score_table(table: pd.DataFrame, scorer: NoteScorer, *, recall_threshold: float,
                 precision_threshold: float, copy_threshold: float = quality.DEFAULT_COPY_THRESHOLD,
                 chunk_rows: int = 256, out: str | os.PathLike[str] | None = None,
-                progress: bool = True, keep_chunks: bool = False) -> pd.DataFrame:
+                progress: bool = True, keep_chunks: bool = False, engine: str = "local",
+                ray_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Score a published-layout table: BERTScore, the per-note checks, ``filter_applies`` and
     ``passed_filter``; returns the columns :data:`SCORED_COLUMNS`.
 
     With ``out``: its path is checked before any work, the scores are kept chunk by chunk in
     ``<out>.chunks/`` as they finish (a re-run after a crash or Ctrl-C continues from there and
     gives the same table), then ``out`` is written and the chunks removed (unless ``keep_chunks``).
+    ``engine="ray"`` (needs ``out``) scores the chunks on Ray actors; the table is the same.
     Precision is never computed against the fallback template (``example_source`` "template").
     """
     if out is not None:
         artefacts.check_writable(out)
+    elif engine != "local":
+        raise ParameterError(f"scoring engine={engine!r} writes its chunks next to the output: "
+                             f"give out=")
     table = check_table(table).reset_index(drop=True)
     examples = comparable_examples(table["anamnesis"], table["example_source"])
     columns = (table["response"].tolist(), table["symptoms"].tolist(), examples)
     if out is not None:
         scores = score_in_chunks(scorer, *columns, chunk_folder(out), chunk_rows=chunk_rows,
-                                 progress=progress)
+                                 progress=progress, engine=engine, ray_options=ray_options)
     else:
         scores = scorer.score(*columns, chunk_rows=chunk_rows, progress=progress)
     scored = merge_scores(table, scores, scorer.hash, recall_threshold=recall_threshold,
