@@ -83,8 +83,10 @@ def load_store_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
     path = Path(path)
     if not path.is_file():
-        artefacts.require_input(path.parent, path.name if path.name in artefacts.MADE_BY
-                                else "generations.jsonl")
+        if path.name in artefacts.MADE_BY:  # the run folder's own store: name its stage
+            artefacts.require_input(path.parent, path.name)
+        raise InputTableError(f"generation store {path} does not exist: check the path, or write "
+                              f"it with the generation stage (medsyn generate) first")
     records = read_records(path)
     if not records:
         raise InputTableError(f"generation store {path} is empty: generate notes first "
