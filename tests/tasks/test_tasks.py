@@ -256,7 +256,7 @@ def test_task_table_bytes_unchanged_since_before_the_split(tmp_path, data_dir):
 
 @pytest.mark.parametrize("name,content,pattern", [
     ("empty.csv", b"", "is empty"),
-    ("header.csv", b"task_id,user_prompt,symptoms\n", "has no rows"),
+    ("header.csv", b"task_id,user_prompt,symptoms\n", "has no tasks"),
     ("latin1.csv", "task_id,user_prompt\nt1,жалобы\n".encode("cp1251"), "not UTF-8"),
     ("ages.csv", b"task_id,age\nt1,old\n", "task table .*ages.csv"),
     ("table.xlsx", b"x", "unknown format"),
