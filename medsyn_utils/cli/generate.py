@@ -8,6 +8,7 @@ import sys
 from medsyn_utils.generate.models import DEFAULT_MODEL
 from medsyn_utils.tasks.table import load_task_table
 from medsyn_utils.generate.stage import generate_store
+from medsyn_utils.cli.ray_options import add_ray_options
 
 
 def _generate_cli(args: argparse.Namespace) -> int:
@@ -71,12 +72,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
                         help="fail when more than this share of notes failed (0.05 = 5 %%)")
     parser.add_argument("--force", action="store_true",
                         help="set an existing store aside (renamed with the time) and start afresh")
-    parser.add_argument("--engine", default="local", help="local | ray (a Ray cluster; extra 'cluster')")
-    parser.add_argument("--ray-address", default="", help="ray engine: cluster address (empty = local Ray)")
-    parser.add_argument("--actors", type=int, default=1, help="ray engine: model replicas")
-    parser.add_argument("--gpus-per-actor", type=float, default=0.0, help="ray engine: GPUs per replica")
-    parser.add_argument("--cpus-per-actor", type=float, default=0.0,
-                        help="ray engine: CPUs per replica (0 = sized from the machine)")
+    add_ray_options(parser, "model replicas", actors=1)
     parser.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm backend: GPUs per model")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")

@@ -7,6 +7,7 @@ import json
 import sys
 
 from medsyn_utils.core import artefacts
+from medsyn_utils.cli.ray_options import add_ray_options, ray_options
 from medsyn_utils.core.paths import resolve
 from medsyn_utils.score import quality
 from medsyn_utils.score.calibration import calibrate, paper_reference_scorer
@@ -54,10 +55,7 @@ def _score_cli(args: argparse.Namespace) -> int:
                          precision_threshold=thresholds["anamnesis_precision"],
                          copy_threshold=args.copy_threshold, out=out, progress=not args.quiet,
                          chunk_rows=args.chunk_rows, keep_chunks=args.keep_chunks,
-                         engine=args.engine,
-                         ray_options=dict(address=args.ray_address, actors=args.actors,
-                                          cpus_per_actor=args.cpus_per_actor,
-                                          gpus_per_actor=args.gpus_per_actor))
+                         engine=args.engine, ray_options=ray_options(args))
     numbers = summary(scored, scorer.last_report)
     numbers.update(out=str(out), input=scoring_input.source, thresholds_used=thresholds,
                    calibration=calibration, failed_notes_excluded=scoring_input.failed,
@@ -122,14 +120,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
                         help="encoder precision: fp32 (default), int8 or int8-attention (CPU), "
                              "fp16/bf16 (CUDA); see benchmarks/README.md")
     parser.add_argument("--chunk-rows", type=int, default=256, help="notes per resumable chunk")
-    parser.add_argument("--engine", default="local", choices=("local", "ray"),
-                        help="local (one process) or ray: scorer actors on a Ray cluster, each "
-                             "loading the encoder once (extra 'cluster'); the same table")
-    parser.add_argument("--ray-address", default="", help="ray: a running cluster (empty: local Ray)")
-    parser.add_argument("--actors", type=int, default=2, help="ray: encoder replicas")
-    parser.add_argument("--cpus-per-actor", type=float, default=0.0,
-                        help="ray: CPUs each replica takes (0: a share of the machine)")
-    parser.add_argument("--gpus-per-actor", type=float, default=0.0, help="ray: GPUs each replica takes")
+    add_ray_options(parser, "encoder replicas, each loaded once (the same table)", actors=2)
     parser.add_argument("--keep-chunks", action="store_true", help="keep <out>.chunks/ after writing")
     parser.add_argument("--json", action="store_true", help="print one JSON object (notices to stderr)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
