@@ -168,10 +168,23 @@ def _run_all(page, url: str, name: str, limit_s: float) -> None:
 
 
 def _save(page, notebook: Path) -> nbformat.NotebookNode:
+    """Save from the menu and read the notebook back once it is written whole (the server may
+    truncate the file before writing it, so a changed mtime alone can mean an empty file)."""
     before = notebook.stat().st_mtime_ns
     _menu(page, "File", "docmanager:save")
-    _wait(lambda: notebook.stat().st_mtime_ns != before, 30, f"{notebook.name} to be saved")
-    return nbformat.read(str(notebook), as_version=4)
+    saved: list[nbformat.NotebookNode] = []
+
+    def written() -> bool:
+        if notebook.stat().st_mtime_ns == before:
+            return False
+        try:
+            saved[:] = [nbformat.read(str(notebook), as_version=4)]
+        except (nbformat.reader.NotJSONError, json.JSONDecodeError):
+            return False  # caught mid-write: read again
+        return True
+
+    _wait(written, 30, f"{notebook.name} to be saved")
+    return saved[0]
 
 
 def _errors(nb: nbformat.NotebookNode) -> list[str]:
