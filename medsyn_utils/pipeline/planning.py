@@ -9,6 +9,7 @@ from typing import Any, Iterable, Mapping
 
 from medsyn_utils.core.errors import ParameterError
 from medsyn_utils.core.paths import folder_problem, project_root
+from medsyn_utils.pipeline.contract import config_for
 from medsyn_utils.pipeline.parameters import NotebookParameter, check_value, notebook_parameters
 from medsyn_utils.pipeline.stages import RUNNER_SET, STAGE_BY_NAME, STAGES, TOP_LEVEL_KEYS, Stage
 
@@ -105,6 +106,9 @@ def apply_overrides(config: dict[str, Any], overrides: Iterable[str]
 
 def _split_stage_names(values: Iterable[str], what: str) -> list[str]:
     names = [name.strip() for value in values for name in str(value).split(",") if name.strip()]
+    if not names:
+        raise ParameterError(f"{what}: no stage selected ({', '.join(repr(str(v)) for v in values)})"
+                             f"; name one or more of {', '.join(STAGE_BY_NAME)}")
     for name in names:
         if name not in STAGE_BY_NAME:
             raise ParameterError(f"{what}: unknown stage {name!r}; valid stages: "
@@ -199,6 +203,14 @@ def _stage_values(stage: Stage, config: Mapping[str, Any], params: Mapping[str, 
             checked[name] = check_value(params[name], value, f"{stage.name}.{name}", raw)
         except ParameterError as error:
             errors.append(f"{label}: {error} (see `medsyn params {stage.name}`)")
+    contract = config_for(stage.name)
+    if contract is not None:  # the stage contract: types, ranges (finite numbers), choices
+        own = {name: value for name, value in checked.items() if name in contract.model_fields}
+        problems = contract.problems(own)
+        errors += [f"{label}: {problem}" for problem in problems]
+        if not problems:
+            config = contract.check(own)
+            checked.update({name: getattr(config, name) for name in own})
     return checked
 
 

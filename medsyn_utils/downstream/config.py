@@ -1,0 +1,71 @@
+"""Stage 06 (notebook 06, `medsyn downstream`): the ICD-10 classifiers.
+
+The one source of the stage's parameters (see :mod:`medsyn_utils.core.config`): add a field
+here and the same name and default in the notebook's parameters cell.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from medsyn_utils.core.config import StageConfig, field, seed_field
+from medsyn_utils.score.filter import PAPER_THRESHOLDS
+
+
+class DownstreamConfig(StageConfig):
+    """Parameters of the downstream stage."""
+
+    STAGE: ClassVar[str] = "downstream"
+    CLI_ALIASES: ClassVar[dict[str, str]] = {"run_dir": "--out", "synthetic_path": "--synthetic",
+                                             "data_dir": "MEDSYN_DATA_DIR"}
+
+    run_dir: str = field("outputs/interactive",
+        'run folder: reads scored.parquet, writes downstream_metrics.json, reproduction.md/.csv, figures/downstream/ and the stage record')
+    data_dir: str = field("",
+        'offline data mirror laid out like shared/data; empty means MEDSYN_DATA_DIR or download')
+    synthetic_path: str = field("",
+        "synthetic notes (scored .parquet or .csv, or the published CSV); empty means the run folder's scored.parquet")
+    demo: bool = field(False,
+        'no scored table: use a small made-up table (marked DEMO DATA) instead of stopping')
+    models: list[str] = field([], 'generation_model values to use; empty means all')
+    priors: list[str] = field([], 'prior values to use; empty means all')
+    example_sources: list[str] = field([], 'example_source values to use; empty means all')
+    by_group: bool = field(True,
+        'also run each model × prior separately (rows of reproduction.md)')
+    classifier: Literal['tfidf-svm', 'tfidf-logreg', 'transformer'] = field("tfidf-svm",
+        'code classifier')
+    tune: bool = field(False,
+        'tfidf-*: rerun the dev search of C, min_df and character n-grams and use its winner')
+    C: float = field(0.3, 'tfidf-*: regularisation (chosen on dev)')
+    min_df: int = field(2,
+        'tfidf-*: drop n-grams found in fewer real train notes (chosen on dev)', ge=1)
+    char_ngrams: bool = field(True, 'tfidf-*: add character 2-4-grams (chosen on dev)')
+    max_features: int = field(0,
+        'tfidf-*: vocabulary cap, 0 for none (the vocabulary is real train notes only)', ge=0)
+    encoder: str = field("DeepPavlov/rubert-base-cased",
+        'transformer only: encoder hub id or local folder')
+    seeds: int = field(1,
+        'seeds for what is random (subsets, oversampling, transformer); full-set deterministic fits run once', ge=1)
+    grid: bool = field(False,
+        "run the paper's grid of (real share, synthetic share) instead of the three core settings")
+    controls: list[Literal["oversampled", "class_weighted", "recombined"]] = field(["oversampled",
+        "class_weighted"], 'controls among oversampled, class_weighted, recombined')
+    use_filter: bool = field(False,
+        'train only on synthetic notes that passed the BERTScore filter (needs scores)')
+    recall_threshold: float = field(PAPER_THRESHOLDS["symptoms_recall"],
+        'filter threshold, used only when the table has no passed_filter column', ge=0, le=1)
+    precision_threshold: float = field(PAPER_THRESHOLDS["anamnesis_precision"],
+        'filter threshold, used only when the table has no passed_filter column', ge=0, le=1)
+    bootstrap: int = field(1000, 'bootstrap samples for the paired intervals', ge=0)
+    hard_quantile: float = field(0.25,
+        'hard codes: this quantile of train frequency / of real-only dev accuracy', ge=0, le=1)
+    epochs: int = field(3, 'transformer: passes over the training notes', ge=1)
+    batch_size: int = field(16, 'transformer: notes per step', ge=1)
+    learning_rate: float = field(2e-5, 'transformer: encoder learning rate')
+    max_length: int = field(128, 'transformer: tokens per note', ge=8)
+    max_steps: int = field(0, 'transformer: cap on optimisation steps, 0 for none', ge=0)
+    demo_rows: int = field(300, 'rows of the demo table (demo: true only)', ge=10)
+    seed: int = seed_field('seed of the demo table and of the bootstrap')
+
+
+__all__ = ["DownstreamConfig"]
