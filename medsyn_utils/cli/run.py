@@ -7,25 +7,40 @@ import json
 import sys
 from pathlib import Path
 from medsyn_utils.pipeline.execution import run_plan
-from medsyn_utils.pipeline.parameters import format_parameters, notebook_parameters
+from medsyn_utils.core.config import describe, format_config
+from medsyn_utils.core.errors import ParameterError
+from medsyn_utils.pipeline.contract import config_for
+from medsyn_utils.pipeline.parameters import declared_parameters, format_parameters
 from medsyn_utils.pipeline.planning import plan_run
 from medsyn_utils.pipeline.stages import MANIFEST, STAGE_BY_NAME, STAGES, find_notebook
 
 
 def _params_command(args: argparse.Namespace) -> int:
+    if not args.notebook.strip():
+        raise ParameterError(f"medsyn params needs a stage name ({', '.join(STAGE_BY_NAME)}) or "
+                             f"a notebook path, got an empty name")
     root = Path(args.root).resolve() if args.root else None
     path = find_notebook(args.notebook, root)
-    params = notebook_parameters(path)
     stage = next((s for s in STAGES if Path(s.notebook).name == path.name), None)
-    if args.json:
-        print(json.dumps({name: {"type": p.type_label, "default": p.default_text, "help": p.help,
-                                 "low": p.low, "high": p.high, "choices": p.choices}
-                          for name, p in params.items()}, ensure_ascii=False, indent=2))
+    contract = config_for(stage.name) if stage else None
+    if contract is None:  # a notebook of one's own: its parameters cell is its contract
+        params = declared_parameters(path)
+        if args.json:
+            print(json.dumps({name: {"type": p.type_label, "default": p.default_text,
+                                     "help": p.help, "low": p.low, "high": p.high,
+                                     "choices": p.choices} for name, p in params.items()},
+                             ensure_ascii=False, indent=2))
+            return 0
+        print(path)
+        print(format_parameters(path, params))
         return 0
-    title = f"{path}" + (f"  (stage {stage.name}; set with {stage.name}.NAME in a parameter "
-                         f"file or --set)" if stage else "")
-    print(title)
-    print(format_parameters(path, params))
+    if args.json:
+        print(json.dumps({row.pop("name"): row for row in describe(contract)},
+                         ensure_ascii=False, indent=2, default=str))
+        return 0
+    print(f"{path}  (stage {stage.name}, {contract.__module__}.{contract.__name__}; set with "
+          f"{stage.name}.NAME in a parameter file or --set)")
+    print(format_config(contract))
     return 0
 
 
@@ -71,8 +86,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     run.set_defaults(func=_run_command)
 
     params = subparsers.add_parser(
-        "params", help="show a notebook's parameters (types, defaults, help)",
-        description="Print a notebook's parameters as the runner checks them.")
+        "params", help="show a stage's parameters (types, defaults, ranges, choices, help)",
+        description="Print a stage's config (the contract the notebook, the stage command "
+                    "and `medsyn run` share), or the parameters cell of another notebook.")
     params.add_argument("notebook", help=f"stage name ({', '.join(STAGE_BY_NAME)}) or a "
                                          f"notebook path")
     params.add_argument("--root", metavar="FOLDER", help="project folder holding notebooks/")

@@ -7,14 +7,14 @@ import json
 import sys
 
 from medsyn_utils.core import artefacts
-from medsyn_utils.cli.ray_options import add_ray_options, ray_options
+from medsyn_utils.cli.options import add_config_options, config_from_args
 from medsyn_utils.core.paths import resolve
-from medsyn_utils.score import quality
 from medsyn_utils.score.calibration import calibrate, paper_reference_scorer
-from medsyn_utils.score.encoders import DEFAULT_LAYER, EMBEDDED_E5, PAPER_ENCODER
+from medsyn_utils.score.config import ScoringConfig
+from medsyn_utils.score.encoders import PAPER_ENCODER
 from medsyn_utils.score.filter import PAPER_THRESHOLDS
 from medsyn_utils.score.layout import load_scoring_input
-from medsyn_utils.score.scorer import PRECISIONS, NoteScorer
+from medsyn_utils.score.scorer import NoteScorer
 from medsyn_utils.score.stage import score_table, summary
 
 
@@ -22,7 +22,8 @@ def _notice(text: str) -> None:
     print(text, file=sys.stderr)
 
 
-def _thresholds(args: argparse.Namespace, scorer: NoteScorer) -> tuple[dict[str, float], dict | None]:
+def _thresholds(args: ScoringConfig, scorer: NoteScorer,
+                quiet: bool) -> tuple[dict[str, float], dict | None]:
     """The thresholds in use: as given, or (``--calibrate``) mapped to this encoder as notebook 04
     maps them; returns them with the calibration table's rows."""
     given = {"symptoms_recall": args.recall_threshold, "anamnesis_precision": args.precision_threshold}
@@ -36,7 +37,7 @@ def _thresholds(args: argparse.Namespace, scorer: NoteScorer) -> tuple[dict[str,
         if args.paper_encoder else None
     calibration = calibrate(scorer, args.calibration_size, args.seed, paper_thresholds=given,
                             reference=reference, assumed_percentile=args.assumed_percentile,
-                            progress=not args.quiet)
+                            progress=not quiet)
     for row in calibration.table.to_dict("records"):
         _notice(f"calibrated {row['score']}: {row['paper_threshold']} → {row['mapped_threshold']:.4f} "
                 f"(percentile {row['percentile']:.1f}, {row['percentile_source']})")
@@ -44,18 +45,23 @@ def _thresholds(args: argparse.Namespace, scorer: NoteScorer) -> tuple[dict[str,
 
 
 def _score_cli(args: argparse.Namespace) -> int:
-    out = artefacts.check_writable(resolve(args.out))  # before any work
+    config = config_from_args(ScoringConfig, args)  # every value checked before any work
+    out = artefacts.check_writable(resolve(args.out))
     scoring_input = load_scoring_input(resolve(args.input),
                                        None if args.tasks is None else resolve(args.tasks))
     _notice(scoring_input.describe())
-    scorer = NoteScorer(args.encoder, args.layer, idf=args.idf, windowed=args.windowed,
-                        batch_size=args.batch_size, device=args.device, precision=args.precision)
-    thresholds, calibration = _thresholds(args, scorer)
+    scorer = NoteScorer(config.encoder, config.layer, idf=config.idf, windowed=config.windowed,
+                        batch_size=config.batch_size, device=config.device or None,
+                        precision=config.precision)
+    thresholds, calibration = _thresholds(config, scorer, args.quiet)
     scored = score_table(scoring_input.table, scorer, recall_threshold=thresholds["symptoms_recall"],
                          precision_threshold=thresholds["anamnesis_precision"],
-                         copy_threshold=args.copy_threshold, out=out, progress=not args.quiet,
-                         chunk_rows=args.chunk_rows, keep_chunks=args.keep_chunks,
-                         engine=args.engine, ray_options=ray_options(args))
+                         copy_threshold=config.copy_threshold, out=out, progress=not args.quiet,
+                         chunk_rows=config.chunk_rows, keep_chunks=args.keep_chunks,
+                         engine=config.engine, ray_options=dict(
+                             address=config.ray_address, actors=config.actors,
+                             cpus_per_actor=config.cpus_per_actor,
+                             gpus_per_actor=config.gpus_per_actor))
     numbers = summary(scored, scorer.last_report)
     numbers.update(out=str(out), input=scoring_input.source, thresholds_used=thresholds,
                    calibration=calibration, failed_notes_excluded=scoring_input.failed,
@@ -84,43 +90,15 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         "score", help="BERTScore filter + per-note checks → scored dataset (CSV/Parquet)",
         description="Score generated notes (generations.jsonl + task table, or any CSV/Parquet "
                     "with response, symptoms and anamnesis columns) in the published layout. "
-                    "Large tables are scored in chunks kept in <out>.chunks/: a re-run continues.")
+                    "Large tables are scored in chunks kept in <out>.chunks/: a re-run continues. "
+                    "The options are the fields of the scoring stage's config "
+                    "(`medsyn params scoring`).")
     parser.add_argument("--in", dest="input", required=True,
                         help="generations.jsonl, or a CSV/Parquet table in the published layout")
     parser.add_argument("--out", required=True, help="scored table to write (.csv or .parquet)")
     parser.add_argument("--tasks", default=None, help="task table of a generation store "
                         "(default: tasks.parquet or tasks.csv next to it)")
-    parser.add_argument("--encoder", default=EMBEDDED_E5,
-                        help=f"{EMBEDDED_E5} (default, offline), a local folder, or a hub id "
-                             f"such as {PAPER_ENCODER} (the paper's)")
-    parser.add_argument("--layer", type=int, default=DEFAULT_LAYER, help="encoder layer (default 9)")
-    parser.add_argument("--recall-threshold", type=float, default=PAPER_THRESHOLDS["symptoms_recall"],
-                        help="pass when symptoms_recall >= this (paper: 0.65 with its encoder)")
-    parser.add_argument("--precision-threshold", type=float,
-                        default=PAPER_THRESHOLDS["anamnesis_precision"],
-                        help="pass when anamnesis_precision > this (paper: 0.7 with its encoder)")
-    parser.add_argument("--calibrate", action="store_true",
-                        help="map the thresholds (paper scale) to this encoder by percentile on real "
-                             "train notes, as notebook 04 does")
-    parser.add_argument("--calibration-size", type=int, default=100, help="real notes for --calibrate")
-    parser.add_argument("--paper-encoder", default="",
-                        help=f"measure the percentiles with this encoder (e.g. {PAPER_ENCODER}, "
-                             f"where it loads); empty: use --assumed-percentile")
-    parser.add_argument("--assumed-percentile", type=float, default=10.0,
-                        help="percentile of real notes used without the paper's encoder")
-    parser.add_argument("--seed", type=int, default=0, help="which real notes calibrate")
-    parser.add_argument("--copy-threshold", type=float, default=quality.DEFAULT_COPY_THRESHOLD,
-                        help="flag a note whose share of 8-grams copied from its example reaches this")
-    parser.add_argument("--idf", action="store_true", help="bert-score idf weighting (off in the paper)")
-    parser.add_argument("--windowed", action="store_true",
-                        help="score texts over the encoder limit whole (overlapping windows)")
-    parser.add_argument("--batch-size", type=int, default=64, help="texts per forward pass (at most)")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda where available)")
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                        help="encoder precision: fp32 (default), int8 or int8-attention (CPU), "
-                             "fp16/bf16 (CUDA); see benchmarks/README.md")
-    parser.add_argument("--chunk-rows", type=int, default=256, help="notes per resumable chunk")
-    add_ray_options(parser, "encoder replicas, each loaded once (the same table)", actors=2)
+    add_config_options(parser, ScoringConfig)
     parser.add_argument("--keep-chunks", action="store_true", help="keep <out>.chunks/ after writing")
     parser.add_argument("--json", action="store_true", help="print one JSON object (notices to stderr)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

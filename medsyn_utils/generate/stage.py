@@ -14,16 +14,17 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from medsyn_utils.core.artefacts import require_input, task_fingerprints
 from medsyn_utils.core.errors import InputTableError, ModelError, ParameterError
-from medsyn_utils.generate.backends import BACKENDS, Backend, make_backend
-from medsyn_utils.generate.backends.base import (PROMPT_COLUMNS, PROMPT_FORMS, Decoding,
+from medsyn_utils.generate.backends import Backend, make_backend
+from medsyn_utils.generate.backends.base import (PROMPT_COLUMNS, Decoding,
                                                  completion_stop)
 from medsyn_utils.generate.backends.transformers import TransformersBackend
 from medsyn_utils.generate.batch import batch_records
-from medsyn_utils.generate.models import DEFAULT_MODEL, pick_device, pick_dtype, resolve_model
+from medsyn_utils.generate.config import GenerationConfig
+from medsyn_utils.generate.models import pick_device, pick_dtype, resolve_model
 from medsyn_utils.generate.report import GenerationReport, account, new_report
 from medsyn_utils.generate.store import GenerationStore, is_failed, read_records
 from medsyn_utils.tasks.table import load_task_table
@@ -115,52 +116,72 @@ def task_table_for_run(run_dir: str | os.PathLike[str], tasks_path: str = "", *,
 
 # =========================================================================== the stage
 
-def generate_store(tasks, store_path: str | os.PathLike[str], model: str = DEFAULT_MODEL,
-                   backend: str | Backend = "transformers", batch_size: int = 8,
-                   max_new_tokens: int = 256, temperature: float = 0.7, top_p: float = 0.95,
-                   repetition_penalty: float = 1.0, seed: int = 0, device: str = "auto",
-                   dtype: str = "auto", prompt_form: str = "auto", progress: bool = True, *,
-                   min_new_tokens: int = 0, stop: Sequence[str] | None = None,
-                   max_tasks: int = 0, device_map: str | None = None, adapter: str | None = None,
-                   revision: str | None = None, base_url: str | Sequence[str] | None = None,
-                   api_key: str | None = None, concurrency: int = 4, timeout: float = 120.0,
-                   max_retries: int = 5, backoff: float = 1.0, empty_retries: int = 2,
-                   max_failed_share: float = 0.05, force: bool = False, engine: str = "local",
-                   ray_address: str = "", actors: int = 1, gpus_per_actor: float = 0.0,
-                   cpus_per_actor: float = 0.0, tensor_parallel_size: int = 1
-                   ) -> GenerationReport:
+def generate_store(tasks, store_path: str | os.PathLike[str],
+                   config: GenerationConfig | None = None, *, backend: Backend | str | None = None,
+                   progress: bool = True, api_key: str | None = None,
+                   **overrides: Any) -> GenerationReport:
     """Generate one note per task into the resumable JSONL store at ``store_path``.
 
-    (Long because it is the stage's one entry point: every parameter is named here for the
-    notebook and the CLI; the work is in the helpers below.)
+    The stage's one entry point (notebook 03, ``medsyn generate``, the benchmarks): every
+    setting is a field of :class:`~medsyn_utils.generate.config.GenerationConfig` — pass a
+    config, or its fields as keywords (``overrides``), checked before anything is read or loaded
+    (a NaN temperature or an unknown key is one :class:`ParameterError`). ``backend`` may be a
+    ready :class:`Backend` (then ``model``, ``device``… are ignored); ``api_key`` stays out of
+    the config (and of every record).
 
     Tasks that already have a note written for the same task (fingerprint) are skipped, so
     calling this again after a crash (or with a larger ``max_tasks``) continues where the last
     run stopped; a store holding notes of other tasks or settings is refused unless ``force``,
-    which sets it aside as ``<name>.<UTC time>.jsonl``. ``backend`` is a name or a ready
-    :class:`Backend` (then ``model``, ``device``… are ignored). ``stop`` defaults to a blank
-    line or the next patient header for plain completion and to none for chat. ``engine="ray"``
-    runs ``actors`` model replicas on a Ray cluster (:mod:`.ray_engine`). Returns counts and
-    throughput; finished notes stay in the store even when a later batch fails.
+    which sets it aside as ``<name>.<UTC time>.jsonl``. ``stop`` ``None`` is a blank line or the
+    next patient header for plain completion and none for chat. ``engine="ray"`` runs ``actors``
+    model replicas on a Ray cluster (:mod:`.ray_engine`). Returns counts and throughput;
+    finished notes stay in the store even when a later batch fails.
     """
+    if isinstance(backend, str):
+        overrides["backend"] = backend
+        backend = None
+    cfg = stage_config(config, **overrides)
+    return _generate(tasks, Path(store_path), cfg, backend, progress, api_key)
+
+
+def stage_config(config: GenerationConfig | None = None, **overrides: Any) -> GenerationConfig:
+    """A checked config from ``config`` and keyword overrides (``None`` for a text field is "")."""
+    for name in ("device_map", "adapter", "revision", "base_url"):
+        if name in overrides and overrides[name] is None:
+            overrides[name] = ""
+    if isinstance(overrides.get("base_url"), (list, tuple)):
+        overrides["base_url"] = ",".join(overrides["base_url"])
+    if isinstance(overrides.get("stop"), tuple):
+        overrides["stop"] = list(overrides["stop"])
+    base = config.model_dump() if config is not None else {}
+    return GenerationConfig.check({**base, **overrides})
+
+
+def _generate(tasks, store_path: Path, cfg: GenerationConfig, ready_backend: Backend | None,
+              progress: bool, api_key: str | None) -> GenerationReport:
+    backend: str | Backend = ready_backend if ready_backend is not None else cfg.backend
+    model, batch_size, max_tasks, stop = cfg.model, cfg.batch_size, cfg.max_tasks, cfg.stop
+    prompt_form, engine, seed, adapter = cfg.prompt_form, cfg.engine, cfg.seed, cfg.adapter or None
+    device_map = cfg.device_map or None
+    base_url = [u.strip() for u in cfg.base_url.split(",") if u.strip()] or None
+    if base_url is not None and len(base_url) == 1:
+        base_url = base_url[0]
     from tqdm.auto import tqdm
 
-    _check_parameters(backend, batch_size, max_tasks, prompt_form, max_failed_share, engine,
-                      device, dtype, device_map)
-    decoding = Decoding(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                        repetition_penalty=repetition_penalty, seed=seed,
-                        min_new_tokens=min_new_tokens,
+    _check_parameters(backend, prompt_form, engine, cfg.device, cfg.dtype, device_map)
+    decoding = Decoding(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                        top_p=cfg.top_p, repetition_penalty=cfg.repetition_penalty, seed=seed,
+                        min_new_tokens=cfg.min_new_tokens,
                         stop=tuple(stop) if stop is not None else ()).validate()
     frame = validate_tasks(tasks, prompt_form if prompt_form in PROMPT_COLUMNS else None)
     fingerprints = task_fingerprints(frame)
-    store_path = Path(store_path)
-    set_aside = _claim_store(store_path, fingerprints, model, adapter, decoding, force,
+    set_aside = _claim_store(store_path, fingerprints, model, adapter, decoding, cfg.force,
                              check_settings=isinstance(backend, str))
-    build = dict(model=model, device=device, dtype=dtype, device_map=device_map,
-                 prompt_form=prompt_form, adapter=adapter, revision=revision, seed=seed,
-                 base_url=base_url, api_key=api_key, concurrency=concurrency, timeout=timeout,
-                 max_retries=max_retries, backoff=backoff,
-                 tensor_parallel_size=tensor_parallel_size)
+    build = dict(model=model, device=cfg.device, dtype=cfg.dtype, device_map=device_map,
+                 prompt_form=prompt_form, adapter=adapter, revision=cfg.revision or None,
+                 seed=seed, base_url=base_url, api_key=api_key, concurrency=cfg.concurrency,
+                 timeout=cfg.timeout, max_retries=cfg.max_retries, backoff=cfg.backoff,
+                 tensor_parallel_size=cfg.tensor_parallel_size)
     with GenerationStore(store_path) as store:
         already = sum(1 for task_id in frame["task_id"] if task_id in store.done)
         pending = frame[~frame["task_id"].isin(store.done)]
@@ -181,42 +202,26 @@ def generate_store(tasks, store_path: str | os.PathLike[str], model: str = DEFAU
             report = ray_engine.run(
                 str(backend), {**build, "model": spec, "prompt_form": form}, frame, pending,
                 fingerprints, store, already, batch_size,
-                completion_stop(decoding, form, stop is None), progress, empty_retries,
-                ray_address=ray_address, actors=actors, gpus_per_actor=gpus_per_actor,
-                cpus_per_actor=cpus_per_actor)
+                completion_stop(decoding, form, stop is None), progress, cfg.empty_retries,
+                ray_address=cfg.ray_address, actors=cfg.actors,
+                gpus_per_actor=cfg.gpus_per_actor, cpus_per_actor=cfg.cpus_per_actor)
         else:
             ready = ready or make_backend(str(backend), **build)
             try:
                 report = _run_local(ready, frame, pending, fingerprints, store, already,
                                     batch_size, decoding, stop is None, progress, tqdm,
-                                    empty_retries)
+                                    cfg.empty_retries)
             finally:
                 if not isinstance(backend, Backend):
                     ready.close()
     report.set_aside = set_aside
-    check_failed_share(store_path, frame, max_failed_share)
+    check_failed_share(store_path, frame, cfg.max_failed_share)
     return report
 
 
-def _check_parameters(backend, batch_size, max_tasks, prompt_form, max_failed_share, engine,
-                      device, dtype, device_map) -> None:
-    """Every parameter error before anything is read or loaded."""
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ParameterError(f"batch_size={batch_size!r}: use an integer >= 1")
-    if not isinstance(max_tasks, int) or max_tasks < 0:
-        raise ParameterError(f"max_tasks={max_tasks!r}: use 0 (all) or a positive integer")
-    if not isinstance(max_failed_share, (int, float)) or not 0 <= max_failed_share <= 1:
-        raise ParameterError(f"max_failed_share={max_failed_share!r}: use a share between 0 "
-                             f"and 1 (0.05 = 5 %)")
-    if engine not in ENGINES:
-        raise ParameterError(f"engine={engine!r} is unknown: use one of {', '.join(ENGINES)}")
+def _check_parameters(backend, prompt_form, engine, device, dtype, device_map) -> None:
+    """What the config cannot check alone (a visible GPU, a ready backend), before any loading."""
     if isinstance(backend, str):
-        if backend.strip().lower() not in BACKENDS:
-            raise ParameterError(f"backend={backend!r} is unknown: use one of "
-                                 f"{', '.join(BACKENDS)}")
-        if prompt_form not in PROMPT_FORMS:
-            raise ParameterError(f"prompt_form={prompt_form!r} is unknown: use one of "
-                                 f"{PROMPT_FORMS}")
         if backend.strip().lower() == "transformers" and not device_map and engine == "local":
             pick_device(device)  # a missing GPU fails before anything is loaded
             pick_dtype(dtype, "cpu")
@@ -358,5 +363,5 @@ def stage_metrics(report: GenerationReport, store_path: str | os.PathLike[str]) 
 
 
 __all__ = ["ENGINES", "GenerationReport", "check_failed_share", "generate_store",
-           "load_task_table", "set_aside_store", "stage_metrics", "store_conflict",
+           "load_task_table", "set_aside_store", "stage_config", "stage_metrics", "store_conflict",
            "task_table_for_run", "validate_tasks"]

@@ -127,7 +127,7 @@ def source_parameters(source: str) -> list[tuple[str, str, str, str]]:
     return found
 
 
-def notebook_parameters(path: str | os.PathLike[str]) -> dict[str, NotebookParameter]:
+def declared_parameters(path: str | os.PathLike[str]) -> dict[str, NotebookParameter]:
     """A notebook's declared parameters: names, types, defaults, help, range and choices.
 
     Read with papermill's Python translator (what ``papermill --help-notebook`` and

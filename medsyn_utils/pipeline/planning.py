@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping
 from medsyn_utils.core.errors import ParameterError
 from medsyn_utils.core.paths import folder_problem, project_root
 from medsyn_utils.pipeline.contract import config_for
-from medsyn_utils.pipeline.parameters import NotebookParameter, check_value, notebook_parameters
+from medsyn_utils.pipeline.parameters import NotebookParameter, check_value, declared_parameters
 from medsyn_utils.pipeline.stages import RUNNER_SET, STAGE_BY_NAME, STAGES, TOP_LEVEL_KEYS, Stage
 
 
@@ -238,7 +238,7 @@ def plan_run(params_file: str | os.PathLike[str], *, overrides: Iterable[str] = 
             ": restore it (git checkout -- notebooks/) or leave the stage out with --only")
     run_path = run_folder(out, config, params_path, root_path)
 
-    declared = {stage.name: notebook_parameters(root_path / stage.notebook)
+    declared = {stage.name: declared_parameters(root_path / stage.notebook)
                 for stage in STAGES if (root_path / stage.notebook).is_file()}
     warnings: list[str] = []
     errors = _common_errors(config.get("common", {}), declared, label)
