@@ -79,7 +79,7 @@ from medsyn_utils.pipeline.failures import StageFailure, describe_failure
 from medsyn_utils.pipeline.fingerprints import file_sha256, output_fingerprint, stage_fingerprint
 from medsyn_utils.pipeline.kernel import engine_options, ensure_python_kernel
 from medsyn_utils.pipeline.parameters import (NotebookParameter, _literal, check_value,
-                                              format_parameters, notebook_parameters, parse_help,
+                                              format_parameters, declared_parameters, parse_help,
                                               source_parameters)
 from medsyn_utils.pipeline.planning import (RunPlan, apply_overrides, load_params_file,
                                             plan_run)
@@ -93,7 +93,7 @@ __all__ = [
     "NotebookParameter", "RunPlan", "Stage", "StageFailure", "_literal", "apply_overrides",
     "check_inputs", "check_value", "count_rows", "describe_failure", "engine_options",
     "ensure_python_kernel", "file_sha256", "find_notebook", "format_parameters",
-    "load_params_file", "notebook_parameters", "output_fingerprint", "own_outputs",
+    "load_params_file", "declared_parameters", "output_fingerprint", "own_outputs",
     "parse_help", "plan_run", "read_stage_record", "run_plan", "set_aside_outputs",
     "source_parameters", "stage_fingerprint",
 ]

@@ -76,7 +76,7 @@ def test_parameters_are_simple_typed_assignments_with_help(path):
             ast.literal_eval(node.value)
         except ValueError:
             pytest.fail(f"{path.name}: {target.id} must default to a literal value: {line!r}")
-    params = parameters.declared_parameters(path)
+    params = runner.declared_parameters(path)
     assert [name for name, *_ in runner.source_parameters(source)] == list(params)
     for param in params.values():
         assert param.help, f"{path.name}: {param.name} needs a '# help' comment"
@@ -91,7 +91,7 @@ def test_parameters_are_simple_typed_assignments_with_help(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_defaults_satisfy_declared_ranges(path):
-    for param in parameters.declared_parameters(path).values():
+    for param in runner.declared_parameters(path).values():
         try:
             runner.check_value(param, param.default, f"{path.name}:{param.name}")
         except ParameterError as error:

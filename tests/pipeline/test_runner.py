@@ -143,7 +143,7 @@ def test_notebook_parameters_match_papermill(tmp_path):
 
     project = make_project(tmp_path, ("graph",))
     path = project / runner.STAGE_BY_NAME["graph"].notebook
-    params = parameters.declared_parameters(path)
+    params = runner.declared_parameters(path)
     assert list(params) == list(papermill.inspect_notebook(str(path)))
     assert params["n"].type == "int" and params["n"].default == 3
     assert (params["n"].low, params["n"].high) == (1.0, 50.0)
@@ -156,7 +156,7 @@ def test_notebook_without_parameters_cell_is_refused(tmp_path):
     path = tmp_path / "x.ipynb"
     nbformat.write(new_notebook(cells=[new_code_cell("a = 1  # one")]), str(path))
     with pytest.raises(ParameterError, match="no cell tagged 'parameters'"):
-        parameters.declared_parameters(path)
+        runner.declared_parameters(path)
 
 
 def test_check_value_types_and_conversions():

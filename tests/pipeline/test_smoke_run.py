@@ -52,7 +52,7 @@ def smoke_run(tmp_path_factory, request):
     overrides = []
     for (stage, name), value in TINY_MODELS.items():
         notebook = ROOT / runner.STAGE_BY_NAME[stage].notebook
-        if notebook.is_file() and name in parameters.declared_parameters(notebook):
+        if notebook.is_file() and name in runner.declared_parameters(notebook):
             if value.endswith("_dir"):
                 value = str(request.getfixturevalue(value))
             overrides += ["--set", f"{stage}.{name}={value}"]
