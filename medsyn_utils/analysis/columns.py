@@ -17,7 +17,7 @@ import pandas as pd
 from medsyn_utils.core.errors import InputTableError
 from medsyn_utils.downstream.inputs import NOT_APPLICABLE, filter_status, to_category
 from medsyn_utils.score.quality import COPY_NGRAM
-from medsyn_utils.score.scoring import PRIVATE_MARK
+from medsyn_utils.score.scorer import PRIVATE_MARK
 
 # The filter groups of a note: passed, failed, or not applicable (a criterion had nothing to
 # measure: no style example, or a fallback template); the last never counts as passed.

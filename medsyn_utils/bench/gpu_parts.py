@@ -25,8 +25,9 @@ def kit() -> SimpleNamespace:
     """The kit's public entry points that the parts time."""
     from medsyn_utils.bench.generation import gpu_sweep
     from medsyn_utils.finetune.lora import LoraSettings, finetune
-    from medsyn_utils.generate.generation import generate_store, make_backend
-    from medsyn_utils.score.scoring import NoteScorer
+    from medsyn_utils.generate.backends import make_backend
+    from medsyn_utils.generate.stage import generate_store
+    from medsyn_utils.score.scorer import NoteScorer
 
     return SimpleNamespace(gpu_sweep=gpu_sweep, generate_store=generate_store,
                            make_backend=make_backend, NoteScorer=NoteScorer,
@@ -135,19 +136,19 @@ def generation(shape: Mapping[str, Any], device: str, work: Path, figures: dict)
 
     k = kit()
     folder = causal_lm_folder(work, shape["model"], shape["dtype"], device)
-    engine = k.make_backend("transformers", str(folder), device=device, dtype=shape["dtype"],
+    backend = k.make_backend("transformers", str(folder), device=device, dtype=shape["dtype"],
                             prompt_form="chat")
     run = shape["run"]
     fits, tokens = run["batch_size"], run["max_new_tokens"]
     n = shape["batches"] * fits
     rng = np.random.default_rng(0)
-    prompts = [clinical_text(rng, engine.tokenizer, int(rng.integers(40, shape["prompt_tokens"])),
+    prompts = [clinical_text(rng, backend.tokenizer, int(rng.integers(40, shape["prompt_tokens"])),
                              f"Задача {i}. Напиши запись приёма. Пример:") for i in range(n)]
     tasks = pd.DataFrame({"task_id": [f"g{i:05d}" for i in range(n)],
                           "system_prompt": SYSTEM_PROMPT, "user_prompt": prompts})
-    guard = OomAbove(engine.model, fits)
+    guard = OomAbove(backend.model, fits)
     decoding = {key: run[key] for key in ("temperature", "top_p", "repetition_penalty")}
-    report = k.generate_store(tasks, work / "generations.jsonl", backend=engine,
+    report = k.generate_store(tasks, work / "generations.jsonl", backend=backend,
                               batch_size=2 * fits, max_new_tokens=tokens, min_new_tokens=tokens,
                               seed=0, progress=False, **decoding)
     figures.update({

@@ -17,8 +17,10 @@ from typing import Any
 import pandas as pd
 
 from medsyn_utils.core.errors import ParameterError
-from medsyn_utils.generate import generation
-from medsyn_utils.score import scoring
+from medsyn_utils.generate.stage import generate_store
+from medsyn_utils.score.layout import read_scoring_input
+from medsyn_utils.score.scorer import NoteScorer
+from medsyn_utils.score.stage import score_table
 from medsyn_utils.tasks.build import build_task_table
 from medsyn_utils.tasks.table import write_task_table
 
@@ -64,16 +66,16 @@ def compare_base_and_tuned(base_model: str, adapter_dir: str | Path, out_dir: st
     table = held_out_tasks(n_tasks, seed, training_visit_ids, task_options)
     folder = Path(out_dir) / EVAL_FOLDER
     tasks_path = write_task_table(table, folder)["parquet"]
-    scorer = scoring.NoteScorer(encoder, layer)
+    scorer = NoteScorer(encoder, layer)
     scored = []
     for label, adapter in (("base", None), ("fine-tuned", str(adapter_dir))):
         store_path = folder / f"{label}.jsonl"
-        generation.generate_store(table, store_path, model=base_model, adapter=adapter,
-                                  batch_size=batch_size, max_new_tokens=max_new_tokens,
-                                  temperature=0.0, seed=seed, device=device, progress=False)
-        published = scoring.read_scoring_input(store_path, tasks_path)
-        frame = scoring.score_table(published, scorer, recall_threshold=recall_threshold,
-                                    precision_threshold=precision_threshold, progress=False)
+        generate_store(table, store_path, model=base_model, adapter=adapter,
+                       batch_size=batch_size, max_new_tokens=max_new_tokens,
+                       temperature=0.0, seed=seed, device=device, progress=False)
+        published = read_scoring_input(store_path, tasks_path)
+        frame = score_table(published, scorer, recall_threshold=recall_threshold,
+                            precision_threshold=precision_threshold, progress=False)
         scored.append(frame.assign(model=label))
     scored_all = pd.concat(scored, ignore_index=True)
     summary = (scored_all.groupby("model", sort=False)

@@ -46,7 +46,7 @@ def validate_tasks(tasks: Any, prompt_form: str | None = None):
 
     if not isinstance(tasks, pd.DataFrame):
         raise InputTableError(f"tasks must be a pandas DataFrame, not {type(tasks).__name__}: "
-                              f"load the table with generation.load_task_table(path)")
+                              f"load the table with medsyn_utils.tasks.table.load_task_table(path)")
     if tasks.empty:
         raise InputTableError("task table is empty: build tasks with notebook 02 or "
                               "`medsyn tasks` (or raise its number of tasks)")
@@ -303,29 +303,29 @@ def check_failed_share(store_path: Path, frame, max_failed_share: float) -> None
             f"retried)")
 
 
-def _run_local(engine: Backend, frame, pending, fingerprints: dict[str, str],
+def _run_local(backend: Backend, frame, pending, fingerprints: dict[str, str],
                store: GenerationStore, already: int, batch_size: int, decoding: Decoding,
                default_stop: bool, progress: bool, tqdm, retries: int) -> GenerationReport:
-    validate_tasks(pending, engine.prompt_form)
-    decoding = completion_stop(decoding, engine.prompt_form, default_stop)
-    prompts = [engine.prepare(row) for row in pending.to_dict("records")]
-    lengths = {p.task_id: engine.prompt_length(p) for p in prompts}
+    validate_tasks(pending, backend.prompt_form)
+    decoding = completion_stop(decoding, backend.prompt_form, default_stop)
+    prompts = [backend.prepare(row) for row in pending.to_dict("records")]
+    lengths = {p.task_id: backend.prompt_length(p) for p in prompts}
     # Length buckets: similar lengths share a batch (little padding); longest first, so an
     # out-of-memory split happens early and its size is kept for the rest.
     prompts.sort(key=lambda p: (-lengths[p.task_id], p.task_id))
-    report = new_report(Path(store.path), engine.name, engine.spec, engine.prompt_form, frame,
+    report = new_report(Path(store.path), backend.name, backend.spec, backend.prompt_form, frame,
                         already, batch_size, "local")
     reasons: Counter[str] = Counter()
     fatal: str | None = None
-    bar = tqdm(total=len(prompts), desc=f"generating ({engine.name})", unit="note",
+    bar = tqdm(total=len(prompts), desc=f"generating ({backend.name})", unit="note",
                disable=not progress)
-    _ = engine.model if isinstance(engine, TransformersBackend) else None  # load before timing
-    report.load_seconds = getattr(engine, "load_seconds", 0.0)
+    _ = backend.model if isinstance(backend, TransformersBackend) else None  # load before timing
+    report.load_seconds = getattr(backend, "load_seconds", 0.0)
     start = time.perf_counter()
     try:
         for first in range(0, len(prompts), batch_size):
             chunk = prompts[first:first + batch_size]
-            records, fatal, _ = batch_records(engine, chunk, fingerprints, decoding, retries)
+            records, fatal, _ = batch_records(backend, chunk, fingerprints, decoding, retries)
             account(report, reasons, records, store)
             bar.update(len(chunk))
             if fatal:
@@ -334,9 +334,9 @@ def _run_local(engine: Backend, frame, pending, fingerprints: dict[str, str],
         bar.close()
         report.seconds = time.perf_counter() - start
         report.finish_reasons = dict(reasons)
-        report.batch_size_used = engine.working_batch_size or batch_size
+        report.batch_size_used = backend.working_batch_size or batch_size
         report.pending_left = len(frame) - len(store.done.intersection(frame["task_id"]))
-        report.notes_per_server = dict(getattr(engine, "notes_per_server", {}))
+        report.notes_per_server = dict(getattr(backend, "notes_per_server", {}))
     if fatal:
         raise ModelError(fatal)
     return report

@@ -56,7 +56,7 @@ class TasksConfig(StageConfig):
     on_missing_symptoms: Literal['error', 'fallback'] = field("error",
         'a listed code without symptoms')
     templates_dir: str = field("",
-        'folder with your own copy of medsyn_utils/templates; empty uses the packaged ones')
+        'folder with your own copy of medsyn_utils/tasks/templates; empty uses the packaged ones')
     show_per_kind: int = field(1, 'rendered prompts shown per kind and variant', ge=0, le=10)
     picker_code: str = field("J06", 'code the re-sampling preview and picker start with')
 

@@ -1,6 +1,6 @@
 """Prompts of the method from editable template files: prompt(S, E), prompt(S), prompt(code).
 
-The wording lives in ``medsyn_utils/templates/`` (or a folder of your own laid out the same way):
+The wording lives in ``medsyn_utils/tasks/templates/`` (or a folder of your own laid out the same way):
 ``prompts.yaml`` maps each prompt kind and variant to three files — the system and user messages
 of the chat form (for instruction-tuned models; the generation stage applies the tokenizer's chat
 template) and a plain document for base models to continue. Templates are checked when loaded:
@@ -225,7 +225,7 @@ def load_templates(folder: str | Path | None = None) -> PromptTemplates:
         path = resolve(folder)
         if not path.is_dir():
             raise ParameterError(f"templates_dir={folder} is not a folder: point it at a copy of "
-                                 f"medsyn_utils/templates, or leave it empty")
+                                 f"medsyn_utils/tasks/templates, or leave it empty")
     else:
         path = _packaged_folder()
     stamp = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in path.iterdir() if p.is_file()))

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from medsyn_utils.cli.app import absolute_paths
-from medsyn_utils.pipeline import runner
+from medsyn_utils.pipeline.planning import plan_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,10 +31,10 @@ def test_path_arguments_become_absolute_against_the_current_folder(tmp_path, mon
 def test_run_reads_params_and_out_from_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "p.yaml").write_text("stages: [graph]\n")
-    plan = runner.plan_run("p.yaml", out="my-run", root=ROOT)
+    plan = plan_run("p.yaml", out="my-run", root=ROOT)
     assert plan.params_file == tmp_path / "p.yaml"
     assert plan.run_dir == tmp_path / "my-run"
     assert plan.parameters["graph"]["run_dir"] == str(tmp_path / "my-run")  # absolute for the notebook
     # the run_dir written in a parameter file stays relative to the project
     (tmp_path / "q.yaml").write_text("stages: [graph]\nrun_dir: outputs/q\n")
-    assert runner.plan_run("q.yaml", root=ROOT).run_dir == ROOT / "outputs" / "q"
+    assert plan_run("q.yaml", root=ROOT).run_dir == ROOT / "outputs" / "q"

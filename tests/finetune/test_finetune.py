@@ -9,7 +9,7 @@ import pytest
 
 from medsyn_utils.finetune import lora as finetune
 
-from medsyn_utils.generate import generation
+from medsyn_utils.generate.stage import generate_store
 
 from medsyn_utils.generate import store
 from medsyn_utils.core.errors import ParameterError
@@ -81,7 +81,7 @@ def test_tiny_model_fine_tunes_and_its_adapter_changes_generation(tiny_lm_dir, t
     outputs = {}
     for name, adapter in (("base", None), ("tuned", str(result.adapter_dir))):
         path = tmp_path / f"{name}.jsonl"
-        generation.generate_store(_tasks(), path, model=str(tiny_lm_dir), batch_size=2,
+        generate_store(_tasks(), path, model=str(tiny_lm_dir), batch_size=2,
                                   max_new_tokens=12, temperature=0.0, device="cpu",
                                   prompt_form="chat", progress=False, adapter=adapter)
         records = store.read_records(path)

@@ -15,12 +15,15 @@ import pytest
 import torch
 
 from medsyn_utils.cli import app as cli
-
-from medsyn_utils.generate import generation
+from medsyn_utils.generate.backends.base import DEFAULT_COMPLETION_STOP
+from medsyn_utils.generate.preview import preview
+from medsyn_utils.generate.stage import task_table_for_run
+from medsyn_utils.tasks.table import load_task_table
 from medsyn_utils.core.artefacts import MissingInputError
 from medsyn_utils.core.errors import InputTableError, ModelError, ParameterError
-from medsyn_utils.generate.generation import (Decoding, Prompt, TransformersBackend, cut_at_stop, finish,
-                                     generate_store, strip_echo)
+from medsyn_utils.generate.backends import TransformersBackend
+from medsyn_utils.generate.backends.base import Decoding, Prompt, cut_at_stop, finish, strip_echo
+from medsyn_utils.generate.stage import generate_store
 from medsyn_utils.generate.models import resolve_model
 from medsyn_utils.core.schema import FINISH_REASONS, STORE_FIELDS
 from medsyn_utils.generate.store import read_records
@@ -121,13 +124,13 @@ def test_default_stop_for_completion_is_a_blank_line_or_the_next_patient(varied_
     generate_store(make_tasks(2), tmp_path / "s.jsonl", model=str(varied_lm_dir),
                    prompt_form="completion", max_failed_share=1.0, **GREEDY)
     assert {r["decoding"]["prompt_form"] for r in read_records(tmp_path / "s.jsonl")} == {"completion"}
-    assert all(r["decoding"]["stop"] == list(generation.DEFAULT_COMPLETION_STOP)
+    assert all(r["decoding"]["stop"] == list(DEFAULT_COMPLETION_STOP)
                and "\n\n" not in r["response"] for r in read_records(tmp_path / "s.jsonl"))
-    assert "\n\n" in generation.DEFAULT_COMPLETION_STOP and "Пациент 3." in \
-        generation.DEFAULT_COMPLETION_STOP
+    assert "\n\n" in DEFAULT_COMPLETION_STOP and "Пациент 3." in \
+        DEFAULT_COMPLETION_STOP
     prompt = Prompt("t", text="Пациент 2.", echoes=("Пациент 2.",))
     text, reason = finish(" Кашель три дня. Пациент 3. Пациент 4. Пациент 5.", prompt,
-                          generation.DEFAULT_COMPLETION_STOP, hit_eos=False, tokens=20,
+                          DEFAULT_COMPLETION_STOP, hit_eos=False, tokens=20,
                           max_new_tokens=20)
     assert (text, reason) == ("Кашель три дня.", "stop")
 
@@ -345,36 +348,36 @@ def test_load_task_table_formats_and_errors(tmp_path):
     tasks.to_csv(tmp_path / "t.csv", index=False)
     tasks.to_json(tmp_path / "t.jsonl", orient="records", lines=True, force_ascii=False)
     for name in ("t.parquet", "t.csv", "t.jsonl"):
-        loaded = generation.load_task_table(tmp_path / name)
+        loaded = load_task_table(tmp_path / name)
         assert loaded["user_prompt"].tolist() == tasks["user_prompt"].tolist()
     with pytest.raises(InputTableError, match="does not exist"):
-        generation.load_task_table(tmp_path / "missing.parquet")
+        load_task_table(tmp_path / "missing.parquet")
     (tmp_path / "t.xlsx").write_text("x")
     with pytest.raises(InputTableError, match="unknown format"):
-        generation.load_task_table(tmp_path / "t.xlsx")
+        load_task_table(tmp_path / "t.xlsx")
     (tmp_path / "bad.parquet").write_text("not parquet")
     with pytest.raises(InputTableError, match="cannot be read"):
-        generation.load_task_table(tmp_path / "bad.parquet")
+        load_task_table(tmp_path / "bad.parquet")
 
 
 def test_task_table_for_run(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     make_tasks(2).to_parquet(run / "tasks.parquet")
-    table, path, built = generation.task_table_for_run(run)
+    table, path, built = task_table_for_run(run)
     assert not built and path == run / "tasks.parquet" and len(table) == 2
     with pytest.raises(InputTableError, match="does not exist"):
-        generation.task_table_for_run(run, str(tmp_path / "other.parquet"))
+        task_table_for_run(run, str(tmp_path / "other.parquet"))
 
 
 def test_task_table_for_run_missing_is_an_error_naming_the_tasks_stage(tmp_path):
     with pytest.raises(MissingInputError, match=r"no tasks.parquet in .*run the tasks stage"):
-        generation.task_table_for_run(tmp_path / "run", n=3, seed=0)
+        task_table_for_run(tmp_path / "run", n=3, seed=0)
     assert not (tmp_path / "run" / "tasks.parquet").exists()
 
 
 def test_task_table_for_run_builds_a_demo_one_only_when_asked(tmp_path, data_dir):
-    table, path, built = generation.task_table_for_run(tmp_path / "run", demo=True, n=3, seed=0)
+    table, path, built = task_table_for_run(tmp_path / "run", demo=True, n=3, seed=0)
     assert built and path.is_file() and len(table) == 3
     assert {"task_id", "user_prompt", "completion_prompt"} <= set(table.columns)
 
@@ -397,7 +400,7 @@ def test_cli_generate_and_one_line_errors(varied_lm_dir, tmp_path, capsys):
 def test_preview_shows_notes_beside_prompts(varied_lm_dir, tmp_path):
     tasks = make_tasks(3)
     generate_store(tasks, tmp_path / "s.jsonl", model=str(varied_lm_dir), **GREEDY)
-    shown = generation.preview(tmp_path / "s.jsonl", tasks, n=2)
+    shown = preview(tmp_path / "s.jsonl", tasks, n=2)
     assert list(shown.columns) == ["task_id", "prompt", "response", "finish_reason",
                                    "completion_tokens"]
     assert len(shown) == 2

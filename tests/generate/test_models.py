@@ -138,7 +138,7 @@ def test_conversion_is_atomic_and_cached(tmp_path, monkeypatch):
 def test_embedded_gemma_converts_loads_and_writes_notes(tmp_path):
     import pandas as pd
 
-    from medsyn_utils.generate.generation import generate_store
+    from medsyn_utils.generate.stage import generate_store
     from medsyn_utils.generate.store import read_records
 
     folder = models.embedded_model_dir()

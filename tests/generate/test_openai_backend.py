@@ -14,7 +14,7 @@ import pytest
 
 from medsyn_utils.cli import app as cli
 from medsyn_utils.core.errors import ModelError
-from medsyn_utils.generate.generation import generate_store
+from medsyn_utils.generate.stage import generate_store
 from medsyn_utils.generate.serve import CompletionServer
 from medsyn_utils.generate.store import read_records
 

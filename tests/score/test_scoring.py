@@ -17,13 +17,17 @@ from score_helpers import EXAMPLES, LAYER, NOTES, SYMPTOMS, make_store, make_tas
 from medsyn_utils.core import artefacts
 from medsyn_utils.core.errors import InputTableError, ModelError, ParameterError
 from medsyn_utils.core.schema import PUBLISHED_COLUMNS
-from medsyn_utils.score import scoring
+from medsyn_utils.score.calibration import calibrate, calibration_pairs, map_threshold
+from medsyn_utils.score.filter import passed_filter, threshold_sweep
+from medsyn_utils.score.layout import SCORED_COLUMNS, check_table, read_scoring_input
+from medsyn_utils.score.scorer import NoteScorer, PRIVATE_MARK
+from medsyn_utils.score.stage import DEMO_LABEL, DEMO_MODEL, score_table, stage_input
 from medsyn_utils.testing.tiny import SENTENCES
 
 
 @pytest.fixture(scope="module")
 def scorer(tiny_encoder_dir):
-    return scoring.NoteScorer(str(tiny_encoder_dir), LAYER, batch_size=4)
+    return NoteScorer(str(tiny_encoder_dir), LAYER, batch_size=4)
 
 
 def _two_calls(folder, cands, syms, examples, **options):
@@ -44,7 +48,7 @@ def test_single_pass_equals_two_bert_score_calls(scorer, tiny_encoder_dir) -> No
 
 
 def test_single_pass_equals_two_calls_with_idf_and_small_chunks(tiny_encoder_dir) -> None:
-    scorer = scoring.NoteScorer(str(tiny_encoder_dir), LAYER, idf=True, batch_size=3)
+    scorer = NoteScorer(str(tiny_encoder_dir), LAYER, idf=True, batch_size=3)
     frame = scorer.score(NOTES, SYMPTOMS, EXAMPLES, chunk_rows=2, progress=False)
     recall, precision = _two_calls(tiny_encoder_dir, NOTES, SYMPTOMS, EXAMPLES, idf=True, nthreads=0)
     np.testing.assert_allclose(frame["symptoms_recall"], recall, atol=1e-5, rtol=0)
@@ -68,7 +72,7 @@ def test_swapping_candidate_and_reference_swaps_precision_and_recall(scorer) -> 
 
 
 def test_missing_references_give_nan_and_empty_responses_fail(scorer) -> None:
-    examples = [EXAMPLES[0], None, float("nan"), "  ", scoring.PRIVATE_MARK, EXAMPLES[1]]
+    examples = [EXAMPLES[0], None, float("nan"), "  ", PRIVATE_MARK, EXAMPLES[1]]
     symptoms = [SYMPTOMS[0], SYMPTOMS[1], "", None, SYMPTOMS[4], SYMPTOMS[5]]
     notes = NOTES[:5] + ["   "]
     frame = scorer.score(notes, symptoms, examples, progress=False)
@@ -77,7 +81,7 @@ def test_missing_references_give_nan_and_empty_responses_fail(scorer) -> None:
     assert frame["missing_example"].tolist() == [False, True, True, True, True, False]
     assert frame["empty_response"].tolist() == [False] * 5 + [True]
     assert frame.loc[5, "symptoms_recall"] == 0.0 and frame.loc[5, "anamnesis_precision"] == 0.0
-    ok = scoring.passed_filter(frame["symptoms_recall"], frame["anamnesis_precision"], 0.0, -1.0,
+    ok = passed_filter(frame["symptoms_recall"], frame["anamnesis_precision"], 0.0, -1.0,
                                frame["empty_response"])
     assert ok.tolist() == [True, True, False, False, True, False]  # nothing to check: no pass
 
@@ -85,23 +89,23 @@ def test_missing_references_give_nan_and_empty_responses_fail(scorer) -> None:
 def test_passed_filter_rules() -> None:
     recall = [0.65, 0.64, 0.9, math.nan, 0.9, math.nan]
     precision = [0.71, 0.9, 0.7, 0.75, math.nan, math.nan]
-    assert scoring.passed_filter(recall, precision, 0.65, 0.7).tolist() == \
+    assert passed_filter(recall, precision, 0.65, 0.7).tolist() == \
         [True, False, False, True, True, False]
     applies = [True, True, True, True, False, True]
-    assert scoring.passed_filter(recall, precision, 0.65, 0.7, applies=applies).tolist() == \
+    assert passed_filter(recall, precision, 0.65, 0.7, applies=applies).tolist() == \
         [True, False, False, True, False, False]
 
 
 def test_long_texts_are_counted_and_windowed_mode_keeps_them_whole(tiny_encoder_dir) -> None:
     long_note = " ".join([SENTENCES[0]] * 6 + [SENTENCES[5]] * 4)  # far over the 128-token limit
     tail = SENTENCES[5]  # only in the part past the limit
-    cut = scoring.NoteScorer(str(tiny_encoder_dir), LAYER)
+    cut = NoteScorer(str(tiny_encoder_dir), LAYER)
     assert cut.count_tokens(long_note) > cut.max_length
     with pytest.warns(UserWarning, match="exceed the encoder limit"):
         frame = cut.score([long_note, NOTES[1]], [tail, SYMPTOMS[1]], [None, None], progress=False)
     assert frame["long_text"].tolist() == [True, False]
     assert cut.last_report.long_texts == 1 and cut.last_report.truncated_texts == 1
-    whole = scoring.NoteScorer(str(tiny_encoder_dir), LAYER, windowed=True, window_stride=40)
+    whole = NoteScorer(str(tiny_encoder_dir), LAYER, windowed=True, window_stride=40)
     with pytest.warns(UserWarning, match="overlapping windows"):
         framed = whole.score([long_note, NOTES[1]], [tail, SYMPTOMS[1]], [None, None], progress=False)
     assert whole.last_report.truncated_texts == 0 and whole.last_report.long_texts == 1
@@ -113,7 +117,7 @@ def test_long_texts_are_counted_and_windowed_mode_keeps_them_whole(tiny_encoder_
 
 def test_windowed_long_text_matches_itself_exactly(tiny_encoder_dir) -> None:
     long_note = " ".join(SENTENCES * 4)
-    whole = scoring.NoteScorer(str(tiny_encoder_dir), LAYER, windowed=True)
+    whole = NoteScorer(str(tiny_encoder_dir), LAYER, windowed=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         p, r, _ = whole.score_pairs([long_note], [long_note])
@@ -129,11 +133,11 @@ def test_hash_names_model_layer_idf_and_version(scorer) -> None:
 
 def test_bad_parameters_and_encoders(tiny_encoder_dir, tmp_path) -> None:
     with pytest.raises(ParameterError, match="layer=9"):
-        scoring.NoteScorer(str(tiny_encoder_dir), 9)
+        NoteScorer(str(tiny_encoder_dir), 9)
     with pytest.raises(ModelError, match="does not exist"):
-        scoring.NoteScorer(str(tmp_path / "nowhere"), 3)
+        NoteScorer(str(tmp_path / "nowhere"), 3)
     with pytest.raises(ModelError, match="cannot be loaded"):
-        scoring.NoteScorer("no-such-org/no-such-encoder", 3)
+        NoteScorer("no-such-org/no-such-encoder", 3)
 
 
 # ----------------------------------------------------------------------- tables and schema
@@ -142,7 +146,7 @@ def test_bad_parameters_and_encoders(tiny_encoder_dir, tmp_path) -> None:
 def test_store_and_tasks_become_the_published_columns(tmp_path) -> None:
     make_tasks().to_parquet(tmp_path / "tasks.parquet", index=False)
     store = make_store(tmp_path / "generations.jsonl", NOTES[:3] + [""])
-    table = scoring.read_scoring_input(store)  # finds tasks.parquet next to the store
+    table = read_scoring_input(store)  # finds tasks.parquet next to the store
     assert list(table.columns[:len(PUBLISHED_COLUMNS) - 2]) == list(PUBLISHED_COLUMNS[:-2])
     assert table["idx"].tolist() == ["t000000", "t000001", "t000002", "t000003"]
     assert table["ICD-10"].eq("J06.9").all() and table["generation_model"].eq("tiny-lm").all()
@@ -156,11 +160,11 @@ def test_store_and_tasks_become_the_published_columns(tmp_path) -> None:
 def test_scored_dataset_round_trips_through_csv_and_parquet(scorer, tmp_path) -> None:
     make_tasks().to_parquet(tmp_path / "tasks.parquet", index=False)
     store = make_store(tmp_path / "generations.jsonl", NOTES[:3] + [""])  # "" finished as "stop"
-    table = scoring.read_scoring_input(store)
-    scored = scoring.score_table(table, scorer, recall_threshold=0.0, precision_threshold=0.0,
+    table = read_scoring_input(store)
+    scored = score_table(table, scorer, recall_threshold=0.0, precision_threshold=0.0,
                                  out=tmp_path / "scored.parquet", progress=False)
     artefacts.write_table(scored, tmp_path / "scored.csv")
-    assert list(scored.columns) == list(scoring.SCORED_COLUMNS)
+    assert list(scored.columns) == list(SCORED_COLUMNS)
     assert scored["bertscore_hash"].eq(scorer.hash).all()
     # prompt(code) has nothing to check against: the filter does not apply, so it does not pass
     assert scored["filter_applies"].tolist() == [True, True, False, True]
@@ -170,12 +174,12 @@ def test_scored_dataset_round_trips_through_csv_and_parquet(scorer, tmp_path) ->
     assert not (tmp_path / "scored.parquet.chunks").exists()  # chunks removed once written
     for name in ("scored.parquet", "scored.csv"):
         back = artefacts.read_scored_table(tmp_path / name)
-        assert list(back.columns) == list(scoring.SCORED_COLUMNS)
+        assert list(back.columns) == list(SCORED_COLUMNS)
         expected = scored.assign(anamnesis=scored["anamnesis"].fillna(""))  # read back as text
         pd.testing.assert_frame_equal(back.reset_index(drop=True), expected.reset_index(drop=True),
                                       check_dtype=False, check_exact=False, rtol=1e-12)
-    again = scoring.read_scoring_input(tmp_path / "scored.csv")  # a scored file can be re-scored
-    rescored = scoring.score_table(again, scorer, recall_threshold=0.0, precision_threshold=0.0,
+    again = read_scoring_input(tmp_path / "scored.csv")  # a scored file can be re-scored
+    rescored = score_table(again, scorer, recall_threshold=0.0, precision_threshold=0.0,
                                    progress=False)
     np.testing.assert_allclose(rescored["symptoms_recall"], scored["symptoms_recall"], atol=1e-6)
 
@@ -184,20 +188,20 @@ def test_missing_columns_are_named(tmp_path) -> None:
     path = tmp_path / "bad.csv"
     pd.DataFrame({"response": ["a"], "idx": [1]}).to_csv(path, index=False)
     with pytest.raises(InputTableError, match="symptoms, anamnesis"):
-        scoring.read_scoring_input(path)
+        read_scoring_input(path)
     store = make_store(tmp_path / "generations.jsonl", ["a"])
     with pytest.raises(InputTableError, match="--tasks"):
-        scoring.read_scoring_input(store)
+        read_scoring_input(store)
     make_tasks().drop(columns=["example_text"]).to_csv(tmp_path / "tasks.csv", index=False)
     with pytest.raises(InputTableError, match="example_text"):
-        scoring.read_scoring_input(store, tmp_path / "tasks.csv")
+        read_scoring_input(store, tmp_path / "tasks.csv")
 
 
 def test_csv_with_nan_inputs_is_scored_and_flagged(scorer, tmp_path) -> None:
     path = tmp_path / "published.csv"
     pd.DataFrame({"response": [NOTES[0], None, NOTES[2]], "symptoms": [SYMPTOMS[0], SYMPTOMS[1], None],
-                  "anamnesis": [None, EXAMPLES[1], scoring.PRIVATE_MARK]}).to_csv(path, index=False)
-    scored = scoring.score_table(scoring.read_scoring_input(path), scorer, recall_threshold=0.0,
+                  "anamnesis": [None, EXAMPLES[1], PRIVATE_MARK]}).to_csv(path, index=False)
+    scored = score_table(read_scoring_input(path), scorer, recall_threshold=0.0,
                                  precision_threshold=0.0, progress=False)
     assert scored["empty_response"].tolist() == [False, True, False]
     # the last example is hidden (private_data): precision cannot be checked, so no pass
@@ -208,9 +212,9 @@ def test_csv_with_nan_inputs_is_scored_and_flagged(scorer, tmp_path) -> None:
 
 
 def test_threshold_sweep_is_monotone(scorer) -> None:
-    table = scoring.check_table(pd.DataFrame({"response": NOTES, "symptoms": SYMPTOMS, "anamnesis": EXAMPLES}))
-    scored = scoring.score_table(table, scorer, recall_threshold=0.5, precision_threshold=0.5, progress=False)
-    sweep = scoring.threshold_sweep(scored, [0.0, 0.7, 1.01], [0.0, 1.01])
+    table = check_table(pd.DataFrame({"response": NOTES, "symptoms": SYMPTOMS, "anamnesis": EXAMPLES}))
+    scored = score_table(table, scorer, recall_threshold=0.5, precision_threshold=0.5, progress=False)
+    sweep = threshold_sweep(scored, [0.0, 0.7, 1.01], [0.0, 1.01])
     assert len(sweep) == 6
     assert sweep["share_passing"].iloc[0] == 1.0 and sweep["share_passing"].iloc[-1] == 0.0
     grid = sweep[sweep["precision_threshold"] == 0.0]["share_passing"].tolist()
@@ -241,35 +245,35 @@ def test_cli_scores_a_store(tiny_encoder_dir, tmp_path, capsys) -> None:
 def test_map_threshold_by_percentile() -> None:
     paper = np.linspace(0.5, 0.9, 101)           # 0.65 sits at the 37.5th percentile
     ours = np.linspace(0.7, 0.95, 101)
-    mapped, pct = scoring.map_threshold(0.65, ours, paper)
+    mapped, pct = map_threshold(0.65, ours, paper)
     assert pct == pytest.approx(37.62, abs=0.1)
     assert mapped == pytest.approx(np.percentile(ours, pct))
-    mapped, pct = scoring.map_threshold(0.65, ours, None, assumed_percentile=10)
+    mapped, pct = map_threshold(0.65, ours, None, assumed_percentile=10)
     assert pct == 10 and mapped == pytest.approx(np.percentile(ours, 10))
 
 
 def test_calibration_pairs_use_train_notes_of_the_same_code(data_dir) -> None:
     from medsyn_utils.core.corpus import load_full_notes
 
-    pairs = scoring.calibration_pairs(12, seed=3)
+    pairs = calibration_pairs(12, seed=3)
     assert len(pairs) == 12 and pairs["symptoms"].str.len().gt(0).all()
     notes = load_full_notes("train").set_index("idx")
     assert pairs["idx"].isin(notes.index).all()
     with_other = pairs[pairs["other_idx"].notna()]
     assert (with_other["other_idx"] != with_other["idx"]).all()
     assert (notes.loc[with_other["other_idx"], "code"].to_numpy() == with_other["code"].to_numpy()).all()
-    assert scoring.calibration_pairs(12, seed=3).equals(pairs)
+    assert calibration_pairs(12, seed=3).equals(pairs)
 
 
 def test_calibrate_maps_both_thresholds(scorer) -> None:
     pairs = pd.DataFrame({"idx": list("abcdef"), "code": "J06", "note": NOTES, "symptoms": SYMPTOMS,
                           "other_idx": list("bcdefa"), "other_note": EXAMPLES})
-    calibration = scoring.calibrate(scorer, pairs=pairs, assumed_percentile=20.0)
+    calibration = calibrate(scorer, pairs=pairs, assumed_percentile=20.0)
     assert calibration.table["score"].tolist() == ["symptoms_recall", "anamnesis_precision"]
     assert calibration.table["percentile_source"].str.startswith("assumed").all()
     recall = calibration.scores["symptoms_recall"]
     assert calibration.threshold("symptoms_recall") == pytest.approx(np.percentile(recall, 20))
-    with_ref = scoring.calibrate(scorer, pairs=pairs, reference=scorer)  # same encoder: identity map
+    with_ref = calibrate(scorer, pairs=pairs, reference=scorer)  # same encoder: identity map
     assert with_ref.threshold("symptoms_recall") == pytest.approx(
         np.percentile(recall, 100 * np.mean(recall < 0.65)))
     assert with_ref.table["percentile_source"].str.startswith("measured").all()
@@ -277,10 +281,10 @@ def test_calibrate_maps_both_thresholds(scorer) -> None:
 
 def test_stage_input_without_generations_is_an_error_unless_demo(data_dir, tmp_path) -> None:
     with pytest.raises(artefacts.MissingInputError, match="generations.jsonl .*generation stage"):
-        scoring.stage_input(tmp_path)
-    demo = scoring.stage_input(tmp_path, demo=True, demo_size=3, seed=0)
-    assert demo.source.startswith(scoring.DEMO_LABEL) and len(demo.table) == 3
-    assert demo.table["generation_model"].eq(scoring.DEMO_MODEL).all()
+        stage_input(tmp_path)
+    demo = stage_input(tmp_path, demo=True, demo_size=3, seed=0)
+    assert demo.source.startswith(DEMO_LABEL) and len(demo.table) == 3
+    assert demo.table["generation_model"].eq(DEMO_MODEL).all()
 
 
 # ---------------------------------------------------------------------------- real encoder
@@ -290,7 +294,7 @@ def test_stage_input_without_generations_is_an_error_unless_demo(data_dir, tmp_p
 def test_embedded_e5_separates_related_from_unrelated_russian() -> None:
     from medsyn_utils.score.encoders import EMBEDDED_E5
 
-    scorer = scoring.NoteScorer(EMBEDDED_E5, 9)
+    scorer = NoteScorer(EMBEDDED_E5, 9)
     note = "Пациентка жалуется на кашель с мокротой, насморк и боль в горле в течение трёх дней."
     related = "кашель, насморк, боль в горле"
     unrelated = "боль в пояснице при наклонах, онемение стопы"
@@ -305,6 +309,6 @@ def test_published_tables_get_official_diagnosis_names(data_dir, tmp_path) -> No
     path = tmp_path / "published.csv"
     pd.DataFrame({"ICD-10": ["I10", "XX9"], "response": ["Эссенциальная гипертензия.", "текст"],
                   "symptoms": ["давление", "x"], "anamnesis": [None, None]}).to_csv(path, index=False)
-    table = scoring.read_scoring_input(path)
+    table = read_scoring_input(path)
     assert table.loc[0, "code_name_ru"] == "Эссенциальная [первичная] гипертензия"
     assert pd.isna(table.loc[1, "code_name_ru"])  # unknown code: the check is skipped

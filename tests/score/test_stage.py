@@ -12,12 +12,15 @@ from score_helpers import EXAMPLES, LAYER, NOTES, SYMPTOMS, make_store, make_tas
 
 from medsyn_utils.cli.app import main
 from medsyn_utils.core.errors import InputTableError
-from medsyn_utils.score import scoring
+from medsyn_utils.score.filter import group_counts
+from medsyn_utils.score.layout import check_table, load_scoring_input, read_scoring_input
+from medsyn_utils.score.scorer import NoteScorer
+from medsyn_utils.score.stage import score_table, summary
 
 
 @pytest.fixture(scope="module")
 def scorer(tiny_encoder_dir):
-    return scoring.NoteScorer(str(tiny_encoder_dir), LAYER, batch_size=4)
+    return NoteScorer(str(tiny_encoder_dir), LAYER, batch_size=4)
 
 
 def test_notes_written_for_other_tasks_are_refused(tmp_path) -> None:
@@ -27,7 +30,7 @@ def test_notes_written_for_other_tasks_are_refused(tmp_path) -> None:
     other.loc[1, "user_prompt"] = "another prompt"  # the note of t000001 was written for this
     make_store(tmp_path / "generations.jsonl", NOTES[:4], tasks=other)
     with pytest.raises(InputTableError, match=r"1 note\(s\) .* other tasks .*first: t000001.*regenerate"):
-        scoring.read_scoring_input(tmp_path / "generations.jsonl")
+        read_scoring_input(tmp_path / "generations.jsonl")
     lines = (tmp_path / "generations.jsonl").read_text(encoding="utf-8").splitlines()
     old = [json.loads(line) for line in lines]
     for record in old:
@@ -35,37 +38,37 @@ def test_notes_written_for_other_tasks_are_refused(tmp_path) -> None:
     (tmp_path / "generations.jsonl").write_text("\n".join(json.dumps(r) for r in old) + "\n",
                                                 encoding="utf-8")
     with pytest.raises(InputTableError, match=r"4 note\(s\).*regenerate"):
-        scoring.read_scoring_input(tmp_path / "generations.jsonl")
+        read_scoring_input(tmp_path / "generations.jsonl")
 
 
 def test_failed_notes_are_left_out_and_counted(tmp_path) -> None:
     make_tasks().to_parquet(tmp_path / "tasks.parquet", index=False)
     make_store(tmp_path / "generations.jsonl", [NOTES[0], "", NOTES[2], "x"],
                finish=["stop", "empty", "length", "error"])
-    loaded = scoring.load_scoring_input(tmp_path / "generations.jsonl")
+    loaded = load_scoring_input(tmp_path / "generations.jsonl")
     assert loaded.table["idx"].tolist() == ["t000000", "t000002"]
     assert loaded.failed == {"empty": 1, "error": 1} and loaded.failed_total == 2
     make_store(tmp_path / "generations.jsonl", ["", ""], finish=["empty", "error"])
     with pytest.raises(InputTableError, match="all 2 notes .* failed"):
-        scoring.load_scoring_input(tmp_path / "generations.jsonl")
+        load_scoring_input(tmp_path / "generations.jsonl")
 
 
 def test_template_examples_get_no_precision_and_no_pass(scorer) -> None:
-    table = scoring.check_table(pd.DataFrame({
+    table = check_table(pd.DataFrame({
         "response": NOTES[:5], "symptoms": [SYMPTOMS[0], SYMPTOMS[1], "", SYMPTOMS[3], ""],
         "anamnesis": [EXAMPLES[0], "Пациент обратился с жалобами.", None, None, EXAMPLES[4]],
         "example_source": ["RuMedTop3-train", "template", None, None, "RuMedTop3-train"]}))
-    scored = scoring.score_table(table, scorer, recall_threshold=-1.0, precision_threshold=-1.0,
+    scored = score_table(table, scorer, recall_threshold=-1.0, precision_threshold=-1.0,
                                  progress=False)
     assert math.isnan(scored.loc[1, "anamnesis_precision"])  # never against the template
     assert scored["filter_applies"].tolist() == [True, False, False, True, True]
     assert scored["passed_filter"].tolist() == [True, False, False, True, True]
-    groups = scoring.group_counts(scored)
+    groups = group_counts(scored)
     assert groups == {"both": {"notes": 1, "passed": 1}, "symptoms-only": {"notes": 1, "passed": 1},
                       "example-only": {"notes": 1, "passed": 1},
                       "code-only": {"notes": 1, "passed": 0},
                       "template-example": {"notes": 1, "passed": 0}}
-    numbers = scoring.summary(scored)
+    numbers = summary(scored)
     assert numbers["criteria_applied"] == {"symptoms_recall": 3, "anamnesis_precision": 2,
                                            "filter_applies": 3}
 
