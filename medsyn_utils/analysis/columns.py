@@ -15,9 +15,11 @@ import numpy as np
 import pandas as pd
 
 from medsyn_utils.core.errors import InputTableError
-from medsyn_utils.downstream.inputs import NOT_APPLICABLE, filter_status, to_category
+from medsyn_utils.downstream.inputs import NOT_APPLICABLE, to_category
+from medsyn_utils.score.filter import filter_status
 from medsyn_utils.score.quality import COPY_NGRAM
 from medsyn_utils.score.scorer import PRIVATE_MARK
+from medsyn_utils.score.filter import PAPER_PRECISION, PAPER_RECALL
 
 # The filter groups of a note: passed, failed, or not applicable (a criterion had nothing to
 # measure: no style example, or a fallback template); the last never counts as passed.
@@ -70,8 +72,8 @@ def copy_share(response: Any, example: Any, n: int = COPY_NGRAM) -> float:
     return copied_ngram_share(response, example, n)
 
 
-def add_derived_columns(frame: pd.DataFrame, *, recall_threshold: float = 0.65,
-                        precision_threshold: float = 0.7) -> tuple[pd.DataFrame, dict[str, str]]:
+def add_derived_columns(frame: pd.DataFrame, *, recall_threshold: float = PAPER_RECALL,
+                        precision_threshold: float = PAPER_PRECISION) -> tuple[pd.DataFrame, dict[str, str]]:
     """Add the kit's analysis columns (``_length``, ``_n_symptoms``, ``_copy``, ``_passed``,
     ``_category``) from the scoring stage's columns when present, else computed from the text.
 

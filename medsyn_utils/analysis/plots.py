@@ -25,6 +25,7 @@ from medsyn_utils.analysis.figure_io import (FigureRecord, SkipFigure, index_tab
 
 __all__ = ["make_figures", "summary_metrics", "scoring_thresholds", "index_table", "REAL_DATA_FILES"]
 from medsyn_utils.core.errors import InputTableError, ParameterError
+from medsyn_utils.score.filter import PAPER_PRECISION, PAPER_RECALL
 
 REAL_DATA_FILES = ["rumedbench/RuMedTop3/train_v1.jsonl", "medsyn/notes/train_v1_symp_anam_75pct.jsonl"]
 
@@ -39,8 +40,8 @@ def _facet_axes(plt: Any, n_rows: int, n_cols: int, width: float = 3.2, height: 
 
 
 def plot_score_distributions(frame: pd.DataFrame, groups: Groups, *, hue: str | None = None,
-                             hue_order: Sequence[str] | None = None, recall_threshold: float = 0.65,
-                             precision_threshold: float = 0.7) -> Any:
+                             hue_order: Sequence[str] | None = None, recall_threshold: float = PAPER_RECALL,
+                             precision_threshold: float = PAPER_PRECISION) -> Any:
     """Histograms of both scores (rows) per facet value (columns), coloured by ``hue``, with
     the threshold lines."""
     plt, sns = setup()
@@ -214,7 +215,7 @@ def plot_recall_vs_symptoms(frame: pd.DataFrame, groups: Groups) -> Any:
     return fig
 
 
-def plot_copy_vs_precision(frame: pd.DataFrame, groups: Groups, *, precision_threshold: float = 0.7,
+def plot_copy_vs_precision(frame: pd.DataFrame, groups: Groups, *, precision_threshold: float = PAPER_PRECISION,
                            max_points: int = 10000, seed: int = 0) -> Any:
     """Copy share (note n-grams found in the style example) against style precision."""
     plt, sns = setup()
@@ -245,7 +246,7 @@ def plot_copy_vs_precision(frame: pd.DataFrame, groups: Groups, *, precision_thr
 
 def make_figures(frame: pd.DataFrame, output_dir: str | Path, *,
                  group_columns: Sequence[str] = ("generation_model", "prior"),
-                 recall_threshold: float = 0.65, precision_threshold: float = 0.7,
+                 recall_threshold: float = PAPER_RECALL, precision_threshold: float = PAPER_PRECISION,
                  compare_real: bool = True, max_points: int = 10000, seed: int = 0,
                  title: str = "Figures", demo: bool = False) -> list[FigureRecord]:
     """Draw every figure that the table's columns allow, save PNG + PDF and ``index.md``.
@@ -328,17 +329,11 @@ def _by_source(data: pd.DataFrame, groups: Groups, source_groups: list[str] | No
 
 def scoring_thresholds(run_dir: str | Path) -> dict[str, float] | None:
     """The thresholds the run's scoring stage applied (calibrated to its encoder), if recorded."""
-    import json
-
+    from medsyn_utils.core.artefacts import read_stage_record
     from medsyn_utils.core.paths import resolve
 
-    record = resolve(run_dir) / "04_bertscore_evaluation.json"
-    if not record.is_file():
-        return None
-    try:
-        used = json.loads(record.read_text(encoding="utf-8")).get("metrics", {}).get("thresholds_used")
-    except (OSError, ValueError):
-        return None
+    record = read_stage_record(resolve(run_dir), "04_bertscore_evaluation") or {}
+    used = (record.get("metrics") or {}).get("thresholds_used")
     if not isinstance(used, dict) or not {"symptoms_recall", "anamnesis_precision"} <= set(used):
         return None
     return {"symptoms_recall": float(used["symptoms_recall"]),
@@ -347,7 +342,7 @@ def scoring_thresholds(run_dir: str | Path) -> dict[str, float] | None:
 
 def summary_metrics(frame: pd.DataFrame, records: Sequence[FigureRecord],
                     group_columns: Sequence[str] = ("generation_model", "prior"),
-                    recall_threshold: float = 0.65, precision_threshold: float = 0.7) -> dict[str, Any]:
+                    recall_threshold: float = PAPER_RECALL, precision_threshold: float = PAPER_PRECISION) -> dict[str, Any]:
     """Key numbers for the stage record: rows, labels found, share passing, figures made/skipped."""
     data, derived = add_derived_columns(frame, recall_threshold=recall_threshold,
                                         precision_threshold=precision_threshold)

@@ -9,6 +9,7 @@ from typing import Any
 
 from medsyn_utils.downstream.classifiers import CLASSIFIERS, DEFAULT_C, DEFAULT_TFIDF
 from medsyn_utils.downstream.experiment import CONTROLS, KS
+from medsyn_utils.score.filter import PAPER_PRECISION, PAPER_RECALL
 
 
 def _list(text: str) -> list[str]:
@@ -95,9 +96,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
                         help=f"comma-separated controls among {', '.join(CONTROLS)} (empty: none)")
     parser.add_argument("--use-filter", action="store_true",
                         help="train only on notes that passed the BERTScore filter (needs scores)")
-    parser.add_argument("--recall-threshold", type=float, default=0.65,
+    parser.add_argument("--recall-threshold", type=float, default=PAPER_RECALL,
                         help="filter threshold when the table has no passed_filter column")
-    parser.add_argument("--precision-threshold", type=float, default=0.7,
+    parser.add_argument("--precision-threshold", type=float, default=PAPER_PRECISION,
                         help="filter threshold when the table has no passed_filter column")
     parser.add_argument("--classifier", choices=CLASSIFIERS, default="tfidf-svm")
     parser.add_argument("--C", type=float, default=DEFAULT_C, help="tfidf-*: regularisation (chosen on dev)")

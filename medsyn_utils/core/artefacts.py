@@ -223,3 +223,16 @@ def check_fingerprints(records: Iterable[Mapping[str, Any]], tasks: pd.DataFrame
             f"{len(bad)} note(s) in {store} were written for other tasks than the task table "
             f"(first: {bad[0]}): regenerate them (medsyn generate --force, or medsyn run) or pass "
             f"the task table they were written for")
+
+
+def read_stage_record(run_dir: str | os.PathLike[str], record: str) -> dict[str, Any] | None:
+    """A stage record ``<run>/<record>.json`` (``record`` such as ``04_bertscore_evaluation``),
+    or ``None`` when the stage wrote none or it cannot be read as a JSON object."""
+    import json
+
+    path = Path(run_dir) / f"{record}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -16,12 +16,12 @@ import pandas as pd
 from medsyn_utils.core.codes import category_of
 from medsyn_utils.core.errors import CodeError, InputTableError, ParameterError
 from medsyn_utils.downstream.leakage import HeldOut, check_leakage, held_out_visits
+from medsyn_utils.score.filter import PAPER_THRESHOLDS, SCORE_COLUMNS, filter_status
 
 REAL_DATA_FILES = ["rumedbench/RuMedTop3/train_v1.jsonl", "rumedbench/RuMedTop3/dev_v1.jsonl",
                    "rumedbench/RuMedTop3/test_v1.jsonl", "medsyn/notes/dev_v1_symp_anam.jsonl",
                    "medsyn/notes/train_v1_symp_anam_75pct.jsonl"]
 CODE_COLUMNS = ("ICD-10", "icd10", "category", "code")
-SCORE_COLUMNS = ("symptoms_recall", "anamnesis_precision")
 # selection parameter → column of the published schema
 SELECTION_COLUMNS = {"models": "generation_model", "priors": "prior",
                      "example_sources": "example_source"}
@@ -88,40 +88,6 @@ def select_rows(frame: pd.DataFrame, **selection: Sequence[str]) -> tuple[pd.Dat
     return selected, counts
 
 
-def filter_status(frame: pd.DataFrame, recall_threshold: float = 0.65,
-                  precision_threshold: float = 0.7) -> tuple[pd.Series, pd.Series, str]:
-    """Per row: does the filter apply, did the note pass, and where that came from.
-
-    Applies: the ``filter_applies`` column when present, else where both scores are present
-    (code-only prompts have no style example, so no precision). Passed: ``passed_filter`` (or the
-    thresholds on the scores) **and** applies: a criterion that did not apply never counts as
-    passed. A table without scores is an error that says to score it first.
-    """
-    has_scores = any(c in frame.columns and pd.to_numeric(frame[c], errors="coerce").notna().any()
-                     for c in SCORE_COLUMNS)
-    if "passed_filter" not in frame.columns and not has_scores:
-        raise InputTableError("use_filter is on but the synthetic table has no scores (no "
-                              "passed_filter, symptoms_recall or anamnesis_precision values): score "
-                              "it first (medsyn score) or turn use_filter off")
-    scores = {c: pd.to_numeric(frame[c], errors="coerce") if c in frame.columns
-              else pd.Series(np.nan, index=frame.index) for c in SCORE_COLUMNS}
-    if "filter_applies" in frame.columns:
-        applies = frame["filter_applies"].astype("boolean").fillna(False).astype(bool)
-        how = "filter_applies column"
-    else:
-        applies = scores["symptoms_recall"].notna() & scores["anamnesis_precision"].notna()
-        how = "applies where both scores are present"
-    if "passed_filter" in frame.columns:
-        passed = frame["passed_filter"].astype("boolean").fillna(False).astype(bool)
-        how = f"passed_filter column; {how}"
-    else:
-        passed = ((scores["symptoms_recall"] >= recall_threshold)
-                  & (scores["anamnesis_precision"] > precision_threshold))
-        how = (f"symptoms_recall >= {recall_threshold:g} and anamnesis_precision > "
-               f"{precision_threshold:g}; {how}")
-    return applies, passed & applies, how
-
-
 def _filter_groups(frame: pd.DataFrame, recall_threshold: float, precision_threshold: float
                    ) -> tuple[pd.Series, str]:
     applies, passed, how = filter_status(frame, recall_threshold, precision_threshold)
@@ -132,7 +98,8 @@ def _filter_groups(frame: pd.DataFrame, recall_threshold: float, precision_thres
 
 def prepare_synthetic(frame: pd.DataFrame, *, categories: Iterable[str],
                       held_out: HeldOut | None = None, use_filter: bool = False,
-                      recall_threshold: float = 0.65, precision_threshold: float = 0.7,
+                      recall_threshold: float = PAPER_THRESHOLDS["symptoms_recall"],
+                      precision_threshold: float = PAPER_THRESHOLDS["anamnesis_precision"],
                       text_column: str = "response") -> tuple[pd.DataFrame, dict[str, Any]]:
     """Synthetic notes ready for training (``text``, ``code`` and the grouping columns) and
     counts of what was left out at each step."""

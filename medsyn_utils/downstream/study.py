@@ -21,6 +21,7 @@ from medsyn_utils.downstream.experiment import (ExperimentResult, experiment_set
                                                 lowest_dev_accuracy_codes, rarest_codes, run_settings)
 from medsyn_utils.downstream.inputs import load_real, prepare_synthetic, select_rows
 from medsyn_utils.downstream.tuning import DEV_CHOICE
+from medsyn_utils.score.filter import PAPER_PRECISION, PAPER_RECALL
 
 GROUP_COLUMNS = ("generation_model", "prior")
 
@@ -50,8 +51,8 @@ def run_study(synthetic: pd.DataFrame | str | os.PathLike[str], out_dir: str | o
               classifier: str = "tfidf-svm", classifier_options: dict[str, Any] | None = None,
               seeds: int = 1, grid: bool = False,
               controls: Sequence[str] = ("oversampled", "class_weighted"),
-              use_filter: bool = False, recall_threshold: float = 0.65,
-              precision_threshold: float = 0.7, n_bootstrap: int = 1000, hard_quantile: float = 0.25,
+              use_filter: bool = False, recall_threshold: float = PAPER_RECALL,
+              precision_threshold: float = PAPER_PRECISION, n_bootstrap: int = 1000, hard_quantile: float = 0.25,
               models: Sequence[str] = (), priors: Sequence[str] = (),
               example_sources: Sequence[str] = (), by_group: bool = True, seed: int = 0,
               demo: bool = False, source: str = "", classifier_choice: dict[str, Any] | None = None,

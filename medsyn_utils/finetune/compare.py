@@ -23,6 +23,7 @@ from medsyn_utils.score.scorer import NoteScorer
 from medsyn_utils.score.stage import score_table
 from medsyn_utils.tasks.build import build_task_table
 from medsyn_utils.tasks.table import write_task_table
+from medsyn_utils.score.filter import PAPER_PRECISION, PAPER_RECALL
 
 HELD_OUT_SPLITS: tuple[str, ...] = ("dev",)  # style examples of the comparison tasks
 HELD_OUT_MIX: dict[str, float] = {"symptoms+example": 1.0}  # every task has a style example
@@ -54,7 +55,7 @@ def compare_base_and_tuned(base_model: str, adapter_dir: str | Path, out_dir: st
                            training_visit_ids: Iterable[str], n_tasks: int = 4, seed: int = 1,
                            max_new_tokens: int = 64, batch_size: int = 4,
                            encoder: str = "embedded:multilingual-e5-small", layer: int = 9,
-                           recall_threshold: float = 0.65, precision_threshold: float = 0.7,
+                           recall_threshold: float = PAPER_RECALL, precision_threshold: float = PAPER_PRECISION,
                            device: str = "auto", task_options: dict[str, Any] | None = None
                            ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Generate held-out tasks with the base and the fine-tuned model and score both.

@@ -38,6 +38,7 @@ from medsyn_utils.core.errors import InputTableError, ParameterError
 from medsyn_utils.core.paths import resolve
 from medsyn_utils.core.provenance import package_versions, to_json, write_atomic
 from medsyn_utils.generate.store import read_records as read_store_records
+from medsyn_utils.score.filter import SCORE_COLUMNS, filter_status
 from medsyn_utils.tasks.table import load_task_table, text_or
 
 TYPES = ("symptoms_to_note", "diagnosis_to_note", "continue_note", "synthetic")
@@ -133,8 +134,8 @@ def _synthetic(options: IftOptions) -> tuple[pd.DataFrame, dict[str, int]]:
     frame["idx"] = frame["idx"].astype(str)
     check_bound_to_tasks(frame, path, options)
     counts = {"synthetic_total": int(len(frame))}
-    if "passed_filter" in frame.columns:
-        frame = frame[frame["passed_filter"].fillna(False).astype(bool)]
+    if "passed_filter" in frame.columns or any(c in frame.columns for c in SCORE_COLUMNS):
+        frame = frame[filter_status(frame)[1]]  # the one filter rule (score/filter.py)
     counts["synthetic_failed_filter"] = counts["synthetic_total"] - int(len(frame))
     if "example_visit_id" in frame.columns:
         splits = corpus.visit_splits()

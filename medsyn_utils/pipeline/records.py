@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
+from medsyn_utils.core import artefacts
 from medsyn_utils.core.provenance import now_iso
 from medsyn_utils.pipeline.fingerprints import file_sha256
 from medsyn_utils.pipeline.stages import MANIFEST, STAGE_BY_NAME, STAGES, Stage, later_stages
@@ -46,11 +47,7 @@ def _count_rows(name: str, size: int, mtime_ns: int) -> int | None:
 
 def read_stage_record(run_dir: Path, stage: Stage) -> dict[str, Any] | None:
     """The stage's ``<run>/<NN_name>.json`` record, or ``None`` when the notebook wrote none."""
-    path = run_dir / f"{stage.record}.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    return artefacts.read_stage_record(run_dir, stage.record)
 
 
 def _artefact_rows(run_dir: Path, artefacts: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,9 @@ import pandas as pd
 
 from medsyn_utils.score.scorer import PRIVATE_MARK, text_of
 
-PAPER_THRESHOLDS = {"symptoms_recall": 0.65, "anamnesis_precision": 0.7}
+PAPER_THRESHOLDS = {"symptoms_recall": 0.65, "anamnesis_precision": 0.7}  # the one place
+PAPER_RECALL = PAPER_THRESHOLDS["symptoms_recall"]
+PAPER_PRECISION = PAPER_THRESHOLDS["anamnesis_precision"]
 TEMPLATE_SOURCE = "template"  # example_source of the one-sentence fallback template
 # The groups a scored table is counted by (summary, figures, downstream selection).
 FILTER_GROUPS = {
@@ -87,6 +89,49 @@ def passed_filter(recall: Sequence[float], precision: Sequence[float], recall_th
     if applies is not None:
         ok &= np.asarray(applies, dtype=bool)
     return ok
+
+
+SCORE_COLUMNS = ("symptoms_recall", "anamnesis_precision")
+
+
+def filter_status(frame: pd.DataFrame,
+                  recall_threshold: float = PAPER_THRESHOLDS["symptoms_recall"],
+                  precision_threshold: float = PAPER_THRESHOLDS["anamnesis_precision"],
+                  ) -> tuple[pd.Series, pd.Series, str]:
+    """Per row of a scored table: does the filter apply, did the note pass, and from where.
+
+    The one reading of the filter for scoring, analysis, downstream and the fine-tuning export.
+    ``filter_applies`` and ``passed_filter`` columns (what scoring decided) are used when
+    present; otherwise :func:`passed_filter`'s rule on the scores: a missing score is a criterion
+    that does not apply, a note with no score at all is not filtered and never passes. A table
+    with neither column nor any score value is an error that says to score it first.
+    """
+    from medsyn_utils.core.errors import InputTableError
+
+    has_scores = any(c in frame.columns and pd.to_numeric(frame[c], errors="coerce").notna().any()
+                     for c in SCORE_COLUMNS)
+    if "passed_filter" not in frame.columns and not has_scores:
+        raise InputTableError("the filter needs scores but the table has none (no passed_filter, "
+                              "symptoms_recall or anamnesis_precision values): score it first "
+                              "(medsyn score) or turn use_filter off")
+    scores = {c: pd.to_numeric(frame[c], errors="coerce") if c in frame.columns
+              else pd.Series(np.nan, index=frame.index) for c in SCORE_COLUMNS}
+    if "filter_applies" in frame.columns:
+        applies = frame["filter_applies"].astype("boolean").fillna(False).astype(bool)
+        how = "filter_applies column"
+    else:
+        applies = scores["symptoms_recall"].notna() | scores["anamnesis_precision"].notna()
+        how = "applies where a score is present"
+    if "passed_filter" in frame.columns:
+        passed = frame["passed_filter"].astype("boolean").fillna(False).astype(bool)
+        how = f"passed_filter column; {how}"
+    else:
+        passed = pd.Series(passed_filter(scores["symptoms_recall"], scores["anamnesis_precision"],
+                                         recall_threshold, precision_threshold),
+                           index=frame.index)
+        how = (f"symptoms_recall >= {recall_threshold:g} and anamnesis_precision > "
+               f"{precision_threshold:g} where present; {how}")
+    return applies, passed & applies, how
 
 
 def group_counts(scored: pd.DataFrame) -> dict[str, dict[str, int]]:

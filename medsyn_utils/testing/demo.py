@@ -24,6 +24,7 @@ import pandas as pd
 
 from medsyn_utils.core.errors import ParameterError
 from medsyn_utils.core.schema import PUBLISHED_COLUMNS
+from medsyn_utils.score.filter import PAPER_PRECISION, PAPER_RECALL
 
 DEMO_MODELS = ("demo-model-a", "demo-model-b", "demo-model-c", "demo-model-d")
 # prior label → (uses symptoms, uses a style example)
@@ -170,8 +171,8 @@ def schema_shaped_dataset(n_rows: int = 300, seed: int = 0, *, extra_columns: bo
         return frame[list(PUBLISHED_COLUMNS)]
     frame["length_words"] = frame["response"].str.split().str.len()
     frame["filter_applies"] = frame["symptoms_recall"].notna() & frame["anamnesis_precision"].notna()
-    frame["passed_filter"] = (frame["filter_applies"] & (frame["symptoms_recall"] >= 0.65)
-                              & (frame["anamnesis_precision"] > 0.7))
+    frame["passed_filter"] = (frame["filter_applies"] & (frame["symptoms_recall"] >= PAPER_RECALL)
+                              & (frame["anamnesis_precision"] > PAPER_PRECISION))
     return frame[list(PUBLISHED_COLUMNS) + ["example_visit_id", "n_symptoms", "length_words",
                                             "filter_applies", "passed_filter"]]
 

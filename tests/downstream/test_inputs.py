@@ -9,6 +9,7 @@ from conftest import HELD
 
 from medsyn_utils.core.errors import InputTableError, ParameterError
 from medsyn_utils.downstream import inputs
+from medsyn_utils.score.filter import filter_status, passed_filter
 from medsyn_utils.downstream.leakage import HeldOut
 
 
@@ -44,7 +45,7 @@ def test_use_filter_on_missing_scores_says_to_score_first(published):
     with pytest.raises(InputTableError, match=r"score it first \(medsyn score\)"):
         inputs.prepare_synthetic(frame, categories=["J06"], held_out=held, use_filter=True)
     empty_scores = published([{"symptoms_recall": None, "anamnesis_precision": None}] * 2)
-    with pytest.raises(InputTableError, match="no scores"):
+    with pytest.raises(InputTableError, match="has none"):
         inputs.prepare_synthetic(empty_scores, categories=["J06"], held_out=held, use_filter=True)
     kept, counts = inputs.prepare_synthetic(frame, categories=["J06"], held_out=held, use_filter=False)
     assert len(kept) == 2 and counts["filter"] == "off"
@@ -55,11 +56,14 @@ def test_a_criterion_that_does_not_apply_never_counts_as_passed(published):
     frame = published([{"symptoms_recall": 0.9, "anamnesis_precision": 0.9},
                        {"symptoms_recall": 0.5, "anamnesis_precision": 0.9},
                        {"symptoms_recall": 0.9, "anamnesis_precision": 0.7},  # not > 0.7
-                       {"symptoms_recall": 0.9, "anamnesis_precision": float("nan")}])  # code-only prompt
+                       {"symptoms_recall": 0.9, "anamnesis_precision": float("nan")},  # no example
+                       {"symptoms_recall": float("nan"), "anamnesis_precision": float("nan")}])  # code-only
     kept, counts = inputs.prepare_synthetic(frame, categories=["J06"], held_out=held, use_filter=True)
-    assert kept["idx"].tolist() == [0]
+    # scoring's rule: the missing precision does not apply, recall alone decides (as in scored.parquet)
+    assert kept["idx"].tolist() == [0, 3]
     assert counts["failed_filter"] == 2 and counts["filter_not_applicable"] == 1
-    assert "applies where both scores are present" in counts["filter"]
+    assert "applies where a score is present" in counts["filter"]
+    frame = frame.iloc[:4].copy()
     # the scoring stage's columns win; filter_applies False is its own group even with passed_filter
     frame["passed_filter"] = [False, True, True, True]
     frame["filter_applies"] = [True, True, False, True]
@@ -72,9 +76,16 @@ def test_a_criterion_that_does_not_apply_never_counts_as_passed(published):
 
 
 def test_filter_status_without_filter_applies_column():
-    frame = pd.DataFrame({"symptoms_recall": [0.7, np.nan, 0.7], "anamnesis_precision": [0.8, 0.9, np.nan]})
-    applies, passed, _ = inputs.filter_status(frame)
-    assert applies.tolist() == [True, False, False] and passed.tolist() == [True, False, False]
+    """The scoring rule (score/filter.py): a missing score is a criterion that does not apply."""
+    frame = pd.DataFrame({"symptoms_recall": [0.7, np.nan, 0.7, 0.5, np.nan],
+                          "anamnesis_precision": [0.8, 0.9, np.nan, np.nan, np.nan]})
+    applies, passed, _ = filter_status(frame)
+    assert applies.tolist() == [True, True, True, True, False]
+    assert passed.tolist() == [True, True, True, False, False]
+    # the same decisions as scoring's passed_filter on the same scores
+    assert passed.tolist() == passed_filter(frame["symptoms_recall"], frame["anamnesis_precision"],
+                                            **{"recall_threshold": 0.65,
+                                               "precision_threshold": 0.7}).tolist()
 
 
 def test_prepare_synthetic_maps_codes_and_counts_what_it_leaves_out(published):
