@@ -41,13 +41,13 @@ def bench_tasks(n: int):
 
 def run(args: Any) -> dict[str, Any]:
     """Time 1 against 2 actors; return both figures and the ratio."""
-    from medsyn_utils.generate import ray_engine
+    from medsyn_utils.core import ray_cluster
     from medsyn_utils.generate.stage import generate_store
 
     if args.tasks < 2 or args.batch_size < 1 or args.max_new_tokens < 1:
         raise ParameterError("--tasks must be >= 2, --batch-size and --max-new-tokens >= 1")
-    ray = ray_engine.require_ray()
-    started = ray_engine.start_ray(args.ray_address)
+    ray = ray_cluster.require_ray()
+    started = ray_cluster.start_ray(args.ray_address)
     tasks = bench_tasks(args.tasks)
     figures: dict[str, Any] = {}
     try:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from medsyn_utils.generate.ray_engine import actor_cpus, require_ray, start_ray
+from medsyn_utils.core.ray_cluster import actor_cpus, require_ray, start_ray
 from medsyn_utils.score.scorer import NoteScorer, ScoreReport
 
 COUNTED = ("rows", "texts_embedded", "sequences_embedded", "tokens_embedded", "long_texts",

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from medsyn_utils.core.errors import ModelError, ParameterError
+from medsyn_utils.core.ray_cluster import actor_cpus
 from medsyn_utils.generate import ray_engine
 from medsyn_utils.generate.stage import generate_store
 from medsyn_utils.generate.store import read_records
@@ -33,11 +34,11 @@ def local_ray():
 
 
 def test_actor_cpus_leave_room_for_ray_data():
-    assert ray_engine.actor_cpus(0, 2, 2.0) == 0.5   # two actors on 2 cores: half a CPU each
-    assert ray_engine.actor_cpus(0, 1, 2.0) == 1.0
-    assert ray_engine.actor_cpus(0, 4, 16.0) == 1.0
-    assert ray_engine.actor_cpus(0, 8, 2.0) == 0.25
-    assert ray_engine.actor_cpus(3.0, 2, 2.0) == 3.0  # as asked
+    assert actor_cpus(0, 2, 2.0) == 0.5   # two actors on 2 cores: half a CPU each
+    assert actor_cpus(0, 1, 2.0) == 1.0
+    assert actor_cpus(0, 4, 16.0) == 1.0
+    assert actor_cpus(0, 8, 2.0) == 0.25
+    assert actor_cpus(3.0, 2, 2.0) == 3.0  # as asked
 
 
 def test_missing_ray_is_one_line_naming_the_extra(tiny_lm_dir, tmp_path, monkeypatch):
