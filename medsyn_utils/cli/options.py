@@ -60,9 +60,9 @@ def add_config_options(parser: argparse.ArgumentParser, config: type[StageConfig
         if kind is bool:
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
                                 default=default, help=help_text)
-        elif label.startswith("list"):
+        elif label.startswith("list"):  # choices are checked by the config (after comma split)
             parser.add_argument(flag, dest=name, nargs="*", type=kind, default=default,
-                                metavar=name.upper(), choices=allowed, help=help_text)
+                                metavar=name.upper(), help=help_text)
         elif label.startswith("dict"):
             parser.add_argument(flag, dest=name, type=_parse_mapping, default=default,
                                 metavar="JSON", help=help_text)
@@ -74,6 +74,10 @@ def add_config_options(parser: argparse.ArgumentParser, config: type[StageConfig
 def config_from_args(config: type[StageConfig], args: argparse.Namespace, **more: Any) -> Any:
     """The checked config of the parsed options (plus ``more``, e.g. ``run_dir``)."""
     values = {name: getattr(args, name) for name in config.model_fields if hasattr(args, name)}
+    for name, value in values.items():  # --controls a,b is --controls a b
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            values[name] = [part.strip() for item in value for part in item.split(",")
+                            if part.strip()]
     return config.check({**values, **more})
 
 

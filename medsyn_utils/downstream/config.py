@@ -16,6 +16,9 @@ class DownstreamConfig(StageConfig):
     """Parameters of the downstream stage."""
 
     STAGE: ClassVar[str] = "downstream"
+    NOTEBOOK_ONLY: ClassVar[dict[str, str]] = {
+        "demo": "the notebook's made-up table; the command takes --synthetic",
+        "demo_rows": "size of the notebook's demo table"}
     CLI_ALIASES: ClassVar[dict[str, str]] = {"run_dir": "--out", "synthetic_path": "--synthetic",
                                              "data_dir": "MEDSYN_DATA_DIR"}
 
@@ -36,7 +39,7 @@ class DownstreamConfig(StageConfig):
         'code classifier')
     tune: bool = field(False,
         'tfidf-*: rerun the dev search of C, min_df and character n-grams and use its winner')
-    C: float = field(0.3, 'tfidf-*: regularisation (chosen on dev)')
+    C: float = field(0.3, 'tfidf-*: regularisation (chosen on dev)', gt=0)
     min_df: int = field(2,
         'tfidf-*: drop n-grams found in fewer real train notes (chosen on dev)', ge=1)
     char_ngrams: bool = field(True, 'tfidf-*: add character 2-4-grams (chosen on dev)')
@@ -61,7 +64,7 @@ class DownstreamConfig(StageConfig):
         'hard codes: this quantile of train frequency / of real-only dev accuracy', ge=0, le=1)
     epochs: int = field(3, 'transformer: passes over the training notes', ge=1)
     batch_size: int = field(16, 'transformer: notes per step', ge=1)
-    learning_rate: float = field(2e-5, 'transformer: encoder learning rate')
+    learning_rate: float = field(2e-5, 'transformer: encoder learning rate', gt=0)
     max_length: int = field(128, 'transformer: tokens per note', ge=8)
     max_steps: int = field(0, 'transformer: cap on optimisation steps, 0 for none', ge=0)
     demo_rows: int = field(300, 'rows of the demo table (demo: true only)', ge=10)

@@ -37,9 +37,9 @@ class FinetuneConfig(StageConfig):
     target_modules: list[str] = field(["q_proj",
         "k_proj", "v_proj", "o_proj"], 'modules that get LoRA adapters')
     learning_rate: float = field(2e-4,
-        'peak learning rate (the paper used 2e-5 with a global batch of 256)')
+        'peak learning rate (the paper used 2e-5 with a global batch of 256)', gt=0)
     scheduler: Literal['cosine', 'linear', 'constant'] = field("cosine", 'learning-rate schedule')
-    epochs: float = field(1.0, 'passes over the records (ignored when max_steps > 0)')
+    epochs: float = field(1.0, 'passes over the records (ignored when max_steps > 0)', gt=0)
     max_steps: int = field(8,
         'optimizer steps; > 0 overrides epochs (CPU smoke runs)', ge=-1, le=1000000)
     max_length: int = field(256, 'tokens per record (prompt + answer)', ge=16, le=8192)

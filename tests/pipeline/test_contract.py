@@ -26,6 +26,7 @@ COMMANDS = {
     "tasks": ["tasks", "--out", "x"],
     "generation": ["generate", "--tasks", "t.parquet", "--out", "g.jsonl"],
     "scoring": ["score", "--in", "g.jsonl", "--out", "s.csv"],
+    "downstream": ["downstream", "--synthetic", "s.csv", "--out", "d"],
 }
 
 
@@ -133,6 +134,8 @@ BAD = [  # (id, argv, what the one line names)
     ("run-only-comma", ["run", "--params", "{root}/params/smoke.yaml", "--out", "{t}/run",
                         "--only", ","], "--only: no stage selected"),
     ("params-empty", ["params", ""], "medsyn params needs a stage name"),
+    ("downstream-controls", ["downstream", "--synthetic", "{t}/s.csv", "--out", "{t}/d",
+                             "--controls", "bogus"], "downstream.controls[0]='bogus'"),
     ("run-precision", ["run", "--params", "{root}/params/smoke.yaml", "--out", "{t}/run",
                        "--set", "scoring.precision=int4"], "scoring.precision='int4'"),
     ("run-controls", ["run", "--params", "{root}/params/smoke.yaml", "--out", "{t}/run",
@@ -152,4 +155,4 @@ def test_bad_stage_parameters_are_refused_before_anything_runs(tmp_path, argv, n
     assert names in lines[0]
     assert any(word in lines[0] for word in ("accepted", "one of", "stage")), lines[0]
     assert not (tmp_path / "g.jsonl").exists()  # no 0-byte store left behind
-    assert not (tmp_path / "run").exists()  # nothing ran
+    assert not (tmp_path / "run").exists() and not (tmp_path / "d").exists()  # nothing ran
