@@ -66,9 +66,10 @@ def add_config_options(parser: argparse.ArgumentParser, config: type[StageConfig
         elif label.startswith("dict"):
             parser.add_argument(flag, dest=name, type=_parse_mapping, default=default,
                                 metavar="JSON", help=help_text)
-        else:
-            parser.add_argument(flag, dest=name, type=kind, default=default, choices=allowed,
-                                help=help_text)
+        else:  # choices are checked by the config: one message for every door
+            parser.add_argument(flag, dest=name, type=kind, default=default,
+                                metavar="{" + ",".join(map(str, allowed)) + "}" if allowed
+                                else None, help=help_text)
 
 
 def config_from_args(config: type[StageConfig], args: argparse.Namespace, **more: Any) -> Any:

@@ -9,6 +9,7 @@ from pathlib import Path
 from medsyn_utils.pipeline.execution import run_plan
 from medsyn_utils.core.config import describe, format_config
 from medsyn_utils.core.errors import ParameterError
+from medsyn_utils.core.paths import project_root
 from medsyn_utils.pipeline.contract import config_for
 from medsyn_utils.pipeline.parameters import declared_parameters, format_parameters
 from medsyn_utils.pipeline.planning import plan_run
@@ -22,7 +23,9 @@ def _params_command(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve() if args.root else None
     path = find_notebook(args.notebook, root)
     stage = next((s for s in STAGES if Path(s.notebook).name == path.name), None)
-    contract = config_for(stage.name) if stage else None
+    home = project_root() or Path.cwd()
+    own = stage is not None and path.resolve() == (home / stage.notebook).resolve()
+    contract = config_for(stage.name) if own else None
     if contract is None:  # a notebook of one's own: its parameters cell is its contract
         params = declared_parameters(path)
         if args.json:
@@ -31,7 +34,8 @@ def _params_command(args: argparse.Namespace) -> int:
                                      "choices": p.choices} for name, p in params.items()},
                              ensure_ascii=False, indent=2))
             return 0
-        print(path)
+        print(f"{path}" + (f"  (stage {stage.name}; set with {stage.name}.NAME in a parameter "
+                           f"file or --set)" if stage else ""))
         print(format_parameters(path, params))
         return 0
     if args.json:

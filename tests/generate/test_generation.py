@@ -394,7 +394,7 @@ def test_cli_generate_and_one_line_errors(varied_lm_dir, tmp_path, capsys):
     code = cli.main(["generate", "--tasks", str(tasks_path), "--out", str(out), "--model",
                      str(varied_lm_dir), "--backend", "nope", "--no-progress"])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err.startswith("medsyn: error: backend='nope'") and "\n" not in err
+    assert code == 2 and err.startswith("medsyn: error: generation.backend='nope'") and "\n" not in err
 
 
 def test_preview_shows_notes_beside_prompts(varied_lm_dir, tmp_path):
