@@ -10,7 +10,7 @@ and no later stage reads them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from medsyn_utils.score.scorer import NoteScorer
 from medsyn_utils.score.stage import score_table
 from medsyn_utils.tasks.build import build_task_table
 from medsyn_utils.tasks.table import write_task_table
-from medsyn_utils.score.filter import PAPER_PRECISION, PAPER_RECALL
+from medsyn_utils.score.filter import PAPER_THRESHOLDS
 
 HELD_OUT_SPLITS: tuple[str, ...] = ("dev",)  # style examples of the comparison tasks
 HELD_OUT_MIX: dict[str, float] = {"symptoms+example": 1.0}  # every task has a style example
@@ -55,7 +55,7 @@ def compare_base_and_tuned(base_model: str, adapter_dir: str | Path, out_dir: st
                            training_visit_ids: Iterable[str], n_tasks: int = 4, seed: int = 1,
                            max_new_tokens: int = 64, batch_size: int = 4,
                            encoder: str = "embedded:multilingual-e5-small", layer: int = 9,
-                           recall_threshold: float = PAPER_RECALL, precision_threshold: float = PAPER_PRECISION,
+                           thresholds: Mapping[str, float] = PAPER_THRESHOLDS,
                            device: str = "auto", task_options: dict[str, Any] | None = None
                            ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Generate held-out tasks with the base and the fine-tuned model and score both.
@@ -75,8 +75,8 @@ def compare_base_and_tuned(base_model: str, adapter_dir: str | Path, out_dir: st
                        batch_size=batch_size, max_new_tokens=max_new_tokens,
                        temperature=0.0, seed=seed, device=device, progress=False)
         published = read_scoring_input(store_path, tasks_path)
-        frame = score_table(published, scorer, recall_threshold=recall_threshold,
-                            precision_threshold=precision_threshold, progress=False)
+        frame = score_table(published, scorer, recall_threshold=thresholds["symptoms_recall"],
+                            precision_threshold=thresholds["anamnesis_precision"], progress=False)
         scored.append(frame.assign(model=label))
     scored_all = pd.concat(scored, ignore_index=True)
     summary = (scored_all.groupby("model", sort=False)
