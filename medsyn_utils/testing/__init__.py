@@ -1,1 +1,1 @@
-"""Tiny models and a schema-shaped demo table, for tests and explicit demos only."""
+"""Tiny random models, for tests only (the demo scored table is `score/demo.py`)."""

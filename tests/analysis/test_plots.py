@@ -189,7 +189,7 @@ def test_scoring_thresholds_read_from_the_stage_record(tmp_path):
 
 def test_demo_dataset_has_the_published_schema_and_real_codes(data_dir, tmp_path):
     from medsyn_utils.core.corpus import load_rumedtop3
-    from medsyn_utils.testing.demo import schema_shaped_dataset
+    from medsyn_utils.score.demo import schema_shaped_dataset
     from medsyn_utils.downstream.inputs import to_category
 
     frame = schema_shaped_dataset(200, seed=3)

@@ -51,7 +51,7 @@ def prepared_run(tmp_path_factory, data_dir, tiny_lm_dir, tiny_encoder_dir) -> P
     train notes with several models and priors (the tiny model's notes are token soup, too poor
     for the downstream classifier of 06)."""
     from medsyn_utils.core.artefacts import write_table
-    from medsyn_utils.testing.demo import schema_shaped_dataset
+    from medsyn_utils.score.demo import schema_shaped_dataset
 
     run = tmp_path_factory.mktemp("prepared") / "run"
     _medsyn("tasks", "--n", "8", "--seed", "0", "--out", str(run))

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def demo_csv(tmp_path_factory, data_dir):
-    from medsyn_utils.testing.demo import schema_shaped_dataset
+    from medsyn_utils.score.demo import schema_shaped_dataset
 
     path = tmp_path_factory.mktemp("demo") / "synthetic.csv"
     schema_shaped_dataset(160, seed=1, extra_columns=True).to_csv(path, index=False)

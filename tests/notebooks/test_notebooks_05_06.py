@@ -19,7 +19,7 @@ pytestmark = pytest.mark.notebooks
 @pytest.fixture(scope="module")
 def schema_file(tmp_path_factory, data_dir) -> Path:
     """A published-schema CSV of 300 rows with four models and three priors."""
-    from medsyn_utils.testing.demo import schema_shaped_dataset
+    from medsyn_utils.score.demo import schema_shaped_dataset
 
     path = tmp_path_factory.mktemp("input") / "scored-like.csv"
     schema_shaped_dataset(300, seed=5).to_csv(path, index=False)
