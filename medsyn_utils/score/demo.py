@@ -177,7 +177,7 @@ def schema_shaped_dataset(n_rows: int = 300, seed: int = 0, *, extra_columns: bo
                                             "filter_applies", "passed_filter"]]
 
 
-def scored_or_demo(run_dir: str | Path, input_path: str = "", *, demo: bool = False,
+def scored_table_for_run(run_dir: str | Path, input_path: str = "", *, demo: bool = False,
                    n_rows: int = 300, seed: int = 0) -> tuple[pd.DataFrame, str]:
     """The table a notebook after scoring works on, and a line saying where it came from.
 
