@@ -124,6 +124,9 @@ BAD = [  # (id, argv, what the one line names)
     ("generate-inf-endpoint", ["generate", "--tasks", "{t}/none.parquet", "--out", "{t}/g.jsonl",
                                "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1",
                                "--temperature", "inf"], "generation.temperature=inf"),
+    ("generate-nan-endpoint", ["generate", "--tasks", "{t}/none.parquet", "--out", "{t}/g.jsonl",
+                               "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1",
+                               "--temperature", "nan"], "generation.temperature=nan"),
     ("generate-timeout", ["generate", "--tasks", "{t}/none.parquet", "--out", "{t}/g.jsonl",
                           "--backend", "openai", "--timeout", "-1"], "generation.timeout=-1"),
     ("score-seed", ["score", "--in", "{t}/g.jsonl", "--out", "{t}/s.csv", "--calibrate",
@@ -156,3 +159,18 @@ def test_bad_stage_parameters_are_refused_before_anything_runs(tmp_path, argv, n
     assert any(word in lines[0] for word in ("accepted", "one of", "stage")), lines[0]
     assert not (tmp_path / "g.jsonl").exists()  # no 0-byte store left behind
     assert not (tmp_path / "run").exists() and not (tmp_path / "d").exists()  # nothing ran
+
+
+def test_every_generation_field_is_reachable_from_medsyn_run(tmp_path):
+    """Parameters the README documents (concurrency, adapter, tensor_parallel_size ...) are set
+    through `medsyn run --set` and reach the notebook checked and converted by the config."""
+    from medsyn_utils.pipeline.planning import plan_run
+
+    plan = plan_run(ROOT / "params" / "smoke.yaml", root=ROOT, out=tmp_path / "run",
+                    overrides=["generation.concurrency=8", "generation.tensor_parallel_size=2",
+                               "generation.adapter=some/folder", "generation.timeout=30",
+                               "generation.stop=['###']", "scoring.device=cpu"])
+    generation = plan.parameters["generation"]
+    assert generation["concurrency"] == 8 and generation["tensor_parallel_size"] == 2
+    assert generation["adapter"] == "some/folder" and generation["timeout"] == 30.0
+    assert generation["stop"] == ["###"] and plan.parameters["scoring"]["device"] == "cpu"
