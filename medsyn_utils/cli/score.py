@@ -9,39 +9,14 @@ import sys
 from medsyn_utils.core import artefacts
 from medsyn_utils.cli.options import add_config_options, config_from_args
 from medsyn_utils.core.paths import resolve
-from medsyn_utils.score.calibration import calibrate, paper_reference_scorer
+from medsyn_utils.score import run as score_run
 from medsyn_utils.score.config import ScoringConfig
-from medsyn_utils.score.encoders import PAPER_ENCODER
-from medsyn_utils.score.filter import PAPER_THRESHOLDS
 from medsyn_utils.score.layout import load_scoring_input
-from medsyn_utils.score.scorer import NoteScorer
-from medsyn_utils.score.stage import score_table, summary
+from medsyn_utils.score.stage import summary
 
 
 def _notice(text: str) -> None:
     print(text, file=sys.stderr)
-
-
-def _thresholds(args: ScoringConfig, scorer: NoteScorer,
-                quiet: bool) -> tuple[dict[str, float], dict | None]:
-    """The thresholds in use: as given, or (``--calibrate``) mapped to this encoder as notebook 04
-    maps them; returns them with the calibration table's rows."""
-    given = {"symptoms_recall": args.recall_threshold, "anamnesis_precision": args.precision_threshold}
-    if not args.calibrate:
-        if scorer.info.name != PAPER_ENCODER and given == PAPER_THRESHOLDS:
-            _notice(f"note: the thresholds {given['symptoms_recall']}/{given['anamnesis_precision']} "
-                    f"are on the scale of {PAPER_ENCODER}; pass --calibrate to map them to "
-                    f"{scorer.info.name}")
-        return given, None
-    reference = paper_reference_scorer(args.paper_encoder, batch_size=args.batch_size) \
-        if args.paper_encoder else None
-    calibration = calibrate(scorer, args.calibration_size, args.seed, paper_thresholds=given,
-                            reference=reference, assumed_percentile=args.assumed_percentile,
-                            progress=not quiet)
-    for row in calibration.table.to_dict("records"):
-        _notice(f"calibrated {row['score']}: {row['paper_threshold']} → {row['mapped_threshold']:.4f} "
-                f"(percentile {row['percentile']:.1f}, {row['percentile_source']})")
-    return calibration.thresholds, calibration.table.to_dict("records")
 
 
 def _score_cli(args: argparse.Namespace) -> int:
@@ -50,18 +25,18 @@ def _score_cli(args: argparse.Namespace) -> int:
     scoring_input = load_scoring_input(resolve(args.input),
                                        None if args.tasks is None else resolve(args.tasks))
     _notice(scoring_input.describe())
-    scorer = NoteScorer(config.encoder, config.layer, idf=config.idf, windowed=config.windowed,
-                        batch_size=config.batch_size, device=config.device or None,
-                        precision=config.precision)
-    thresholds, calibration = _thresholds(config, scorer, args.quiet)
-    scored = score_table(scoring_input.table, scorer, recall_threshold=thresholds["symptoms_recall"],
-                         precision_threshold=thresholds["anamnesis_precision"],
-                         copy_threshold=config.copy_threshold, out=out, progress=not args.quiet,
-                         chunk_rows=config.chunk_rows, keep_chunks=args.keep_chunks,
-                         engine=config.engine, ray_options=dict(
-                             address=config.ray_address, actors=config.actors,
-                             cpus_per_actor=config.cpus_per_actor,
-                             gpus_per_actor=config.gpus_per_actor))
+    scorer = score_run.make_scorer(config)
+    chosen = score_run.thresholds(config, scorer, progress=not args.quiet)
+    thresholds = chosen.used
+    calibration = None
+    if chosen.calibration is not None:
+        calibration = chosen.calibration.table.to_dict("records")
+        for row in calibration:
+            _notice(f"calibrated {row['score']}: {row['paper_threshold']} → "
+                    f"{row['mapped_threshold']:.4f} (percentile {row['percentile']:.1f}, "
+                    f"{row['percentile_source']})")
+    scored = score_run.score(config, scoring_input.table, scorer, thresholds, out,
+                             progress=not args.quiet, keep_chunks=args.keep_chunks)
     numbers = summary(scored, scorer.last_report)
     numbers.update(out=str(out), input=scoring_input.source, thresholds_used=thresholds,
                    calibration=calibration, failed_notes_excluded=scoring_input.failed,
