@@ -70,6 +70,11 @@ class StageConfig(BaseModel):
                     for index in range(len(error.errors()))]
         return []
 
+    @classmethod
+    def from_notebook(cls, namespace: Mapping[str, Any]) -> Any:
+        """The checked config of a notebook's parameters (its other variables ignored)."""
+        return cls.check({name: namespace[name] for name in cls.model_fields if name in namespace})
+
     def replace(self, **changes: Any) -> Any:
         """A copy with ``changes``, validated."""
         return type(self).check({**self.model_dump(), **changes})
