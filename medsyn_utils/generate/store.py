@@ -192,10 +192,13 @@ class GenerationStore:
             return 0
         payload = "".join(lines).encode("utf-8")
         view = memoryview(payload)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        os.fsync(self._fd)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fsync(self._fd)
+        except OSError as error:  # disk full: name the store (the torn tail is cut on reopen)
+            raise OSError(error.errno, error.strerror, str(self.path)) from error
         self.done.update(fresh)
         return len(fresh)
 
