@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         result = args.func(absolute_paths(args))
     except MedsynError as error:
-        print(f"medsyn: error: {error}", file=sys.stderr)
+        text = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+        print(f"medsyn: error: {text}", file=sys.stderr)  # one line, whatever the message
         return 2
     except KeyboardInterrupt:
         quiet_after_interrupt()
