@@ -21,7 +21,7 @@ from medsyn_utils.score.chunks import chunk_folder
 from medsyn_utils.testing.tiny import SENTENCES
 
 KILLS = 10
-ROWS, CHUNK_ROWS = 96, 4
+ROWS, CHUNK_ROWS = 48, 4
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin",
                                 reason="needs fork")
