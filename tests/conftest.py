@@ -56,3 +56,23 @@ def varied_lm_dir(tiny_lm_dir, tmp_path_factory) -> Path:
     model.save_pretrained(folder)
     AutoTokenizer.from_pretrained(tiny_lm_dir).save_pretrained(folder)
     return folder
+
+
+# Hypothesis profiles (tests/core/test_readers_fuzz.py): bounded in `make test`, a fixed seed
+# (derandomized) in CI, longer when asked for. Choose with HYPOTHESIS_PROFILE=ci|default|long;
+# CI=true picks ci.
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # pragma: no cover - hypothesis is a dev dependency
+    settings = None
+if settings is not None:
+    _quiet = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+    settings.register_profile("ci", max_examples=30, derandomize=True, deadline=None,
+                              suppress_health_check=_quiet, print_blob=True)
+    settings.register_profile("default", max_examples=30, deadline=None,
+                              suppress_health_check=_quiet, print_blob=True)
+    settings.register_profile("long", max_examples=600, deadline=None,
+                              suppress_health_check=_quiet, print_blob=True)
+    _chosen = os.environ.get("HYPOTHESIS_PROFILE") or (
+        "ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "default")
+    settings.load_profile(_chosen)

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medsyn_utils.core.checks import SEED_MAX
+
 
 # Options of `medsyn bench downstream` (flags, argparse keywords); cli/bench.py adds them.
 OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
@@ -25,6 +27,14 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--logreg-max-iter",), dict(type=int, default=300, help="solver iterations of the logistic regression (lbfgs)")),
     (("--seed",), dict(type=int, default=0, help="which train notes are joined")),
 )
+
+# Allowed values of the numeric options (keywords of core.checks.check_number), checked by
+# `medsyn bench` before anything loads.
+RANGES: dict[str, dict[str, Any]] = {
+    "n_synthetic": dict(low=1, high=10_000_000, integer=True),
+    "logreg_max_iter": dict(low=1, high=1_000_000, integer=True),
+    "seed": dict(low=0, high=SEED_MAX, integer=True),
+}
 
 
 def stand_in_synthetic(n: int, seed: int = 0) -> pd.DataFrame:

@@ -46,6 +46,18 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--bandwidth-gbs",), dict(type=float, default=0.0, help="GPU memory bandwidth for the bound (0 = from the GPU name)")),
 )
 
+# Allowed values of the numeric options (keywords of core.checks.check_number), checked by
+# `medsyn bench` before anything loads.
+RANGES: dict[str, dict[str, Any]] = {
+    "tasks": dict(low=1, high=100_000, integer=True),
+    "batch_size": dict(low=1, high=100_000, integer=True),
+    "max_new_tokens": dict(low=1, high=1_000_000, integer=True),
+    "threads": dict(low=0, high=4096, integer=True),
+    "sweep_prompt_tokens": dict(low=1, high=1_000_000, integer=True),
+    "sweep_new_tokens": dict(low=1, high=1_000_000, integer=True),
+    "bandwidth_gbs": dict(low=0, high=1e6),
+}
+
 
 def bench_prompts(n: int) -> list[str]:
     """``n`` Russian completion prompts of varied length (a note, then the start of another)."""

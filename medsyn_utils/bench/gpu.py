@@ -103,6 +103,13 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--bandwidth-gbs",), dict(type=float, default=0.0, help="GPU memory bandwidth for the decode bound (0 = from the GPU name)")),
 )
 
+# Allowed values of the numeric options (keywords of core.checks.check_number), checked by
+# `medsyn bench` before anything loads.
+RANGES: dict[str, dict[str, Any]] = {
+    "budget_s": dict(low=0, low_open=True, high=86_400),
+    "bandwidth_gbs": dict(low=0, high=1e6),
+}
+
 
 class PartTimeout(BaseException):
     """A part ran past its limit (a BaseException, so the kit's ``except Exception`` lets it by)."""

@@ -17,6 +17,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from medsyn_utils.core.checks import SEED_MAX
 from medsyn_utils.tasks import patients as patient_sampling
 from medsyn_utils.tasks import symptoms as symptom_priors
 from medsyn_utils.tasks import targets as target_sampling
@@ -27,6 +28,15 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--seed",), dict(type=int, default=0, help="random seed")),
     (("--temperature",), dict(type=float, default=10.0, help="T of softmax(w / T)")),
 )
+
+# Allowed values of the numeric options (keywords of core.checks.check_number), checked by
+# `medsyn bench` before anything loads.
+RANGES: dict[str, dict[str, Any]] = {
+    "n_vectorized": dict(low=1, high=10_000_000, integer=True),
+    "n_loop": dict(low=1, high=1_000_000, integer=True),
+    "seed": dict(low=0, high=SEED_MAX, integer=True),
+    "temperature": dict(low=0, low_open=True, high=1e6),
+}
 
 
 def _loop_tables(prior: symptom_priors.PriorTable, population: patient_sampling.Population,

@@ -26,6 +26,14 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--ray-address",), dict(default="", help="a running cluster (empty: local Ray)")),
 )
 
+# Allowed values of the numeric options (keywords of core.checks.check_number), checked by
+# `medsyn bench` before anything loads.
+RANGES: dict[str, dict[str, Any]] = {
+    "tasks": dict(low=2, high=100_000, integer=True),
+    "batch_size": dict(low=1, high=100_000, integer=True),
+    "max_new_tokens": dict(low=1, high=1_000_000, integer=True),
+}
+
 
 def bench_tasks(n: int):
     """``n`` tasks with both prompt forms, of varied length."""

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from medsyn_utils.core.checks import SEED_MAX
 from medsyn_utils.score.encoders import DEFAULT_LAYER, EMBEDDED_E5
 
 
@@ -49,6 +50,18 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
                              "the attention projections")),
     (("--skip-baseline",), dict(action="store_true", help="time only the one-pass scorer")),
 )
+
+# Allowed values of the numeric options (keywords of core.checks.check_number), checked by
+# `medsyn bench` before anything loads.
+RANGES: dict[str, dict[str, Any]] = {
+    "layer": dict(low=1, high=1000, integer=True),
+    "n": dict(low=1, high=10_000_000, integer=True),
+    "min_words": dict(low=0, high=100_000, integer=True),
+    "batch_size": dict(low=1, high=100_000, integer=True),
+    "max_batch_tokens": dict(low=1, high=100_000_000, integer=True),
+    "repeats": dict(low=1, high=1000, integer=True),
+    "seed": dict(low=0, high=SEED_MAX, integer=True),
+}
 
 
 def benchmark_pairs(n: int, seed: int, min_words: int):

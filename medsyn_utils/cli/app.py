@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 
 from medsyn_utils import __version__
+from medsyn_utils.core.checks import os_reason
 from medsyn_utils.core.errors import MedsynError
 
 # Modules that contribute sub-commands, in the order they appear in ``medsyn --help``.
@@ -74,12 +75,14 @@ def absolute_paths(args: argparse.Namespace, cwd: Path | None = None) -> argpars
     return args
 
 
-def os_error_line(error: OSError) -> str:
-    """One line for a file that cannot be read or written, naming it."""
+def os_error_line(error: OSError, args: argparse.Namespace | None = None) -> str:
+    """One line for a file that cannot be read or written, naming it and the cause in words."""
     where = error.filename or ""
-    what = error.strerror or type(error).__name__
-    return f"{where}: {what.lower()}: check the path and its permissions" if where else \
-        f"{what}: check the paths given"
+    if error.filename2:
+        where = f"{where} -> {error.filename2}"
+    if not where:  # a write that failed (disk full) names no file: name the ones given
+        where = f"writing to {_given_paths(args)}" if args is not None else "a file"
+    return f"{where}: {os_reason(error)}"
 
 
 def quiet_after_interrupt() -> None:
@@ -109,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         result = args.func(absolute_paths(args))
     except MedsynError as error:
-        print(f"medsyn: error: {error}", file=sys.stderr)
+        text = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+        print(f"medsyn: error: {text}", file=sys.stderr)  # one line, whatever the message
         return 2
     except KeyboardInterrupt:
         quiet_after_interrupt()
@@ -129,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
               f"table with a header and rows", file=sys.stderr)
         return 2
     except OSError as error:
-        print(f"medsyn: error: {os_error_line(error)}", file=sys.stderr)
+        print(f"medsyn: error: {os_error_line(error, args)}", file=sys.stderr)
         return 2
     return int(result or 0)
 

@@ -4,31 +4,64 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-import yaml
-
+from medsyn_utils.core.checks import check_number, check_seed, read_yaml
 from medsyn_utils.core.errors import ParameterError
 from medsyn_utils.finetune.ift import TYPES, IftOptions, export
 
 
+def _ift_values(path: str) -> dict:
+    """The IFT options of a YAML file (an ``ift:`` mapping or the top level), checked by key."""
+    loaded = read_yaml(path, "IFT params file") or {}
+    if not isinstance(loaded, dict):
+        raise ParameterError(f"IFT params file {path} must be a mapping of IFT options (or hold "
+                             f"an `ift:` mapping), got {type(loaded).__name__}")
+    section = loaded.get("ift", loaded)
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise ParameterError(f"IFT params file {path}: ift must be a mapping of IFT options, got "
+                             f"{type(section).__name__} {section!r}")
+    return dict(section)
+
+
+def check_values(values: dict, where: str) -> dict:
+    """Types and ranges of the IFT options (one line naming the key); text lists as tuples."""
+    known = set(IftOptions.__dataclass_fields__)
+    unknown = sorted(map(str, set(values) - known))
+    if unknown:
+        raise ParameterError(f"{where}: unknown IFT option(s) {unknown}: valid are "
+                             f"{', '.join(sorted(known))}")
+    for key in ("splits", "types"):
+        if key in values:
+            value = values[key]
+            if isinstance(value, str):  # `splits: train` means the one split
+                value = [value]
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise ParameterError(f"{where}: {key} must be a list of names, got {value!r}")
+            values[key] = tuple(value)
+    if "seed" in values:
+        values["seed"] = check_seed(f"{where}: seed", values["seed"])
+    for key, low in (("min_words", 1), ("min_words_continue", 2), ("max_per_type", 0)):
+        if key in values:
+            values[key] = check_number(f"{where}: {key}", values[key], low=low, integer=True)
+    for key in ("scored_path", "tasks_path", "store_path"):
+        if key in values and not isinstance(values[key], str):
+            raise ParameterError(f"{where}: {key} must be a path, got {values[key]!r}")
+    return values
+
+
 def _export_cli(args: argparse.Namespace) -> int:
-    values: dict = {}
-    if args.params:
-        loaded = yaml.safe_load(Path(args.params).read_text(encoding="utf-8")) or {}
-        values = dict(loaded.get("ift", loaded) if isinstance(loaded, dict) else {})
+    values: dict = _ift_values(args.params) if args.params else {}
+    where = f"IFT params file {args.params}" if args.params else "ift export"
+    check_values(values, where)
     for name in ("seed", "scored_path", "tasks_path", "store_path"):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
+    if args.seed is not None:
+        values["seed"] = check_seed("ift export --seed", args.seed)
     if values.get("scored_path") and "types" not in values:
         values["types"] = TYPES  # a scored dataset asks for its synthetic notes too
-    known = set(IftOptions.__dataclass_fields__)
-    unknown = set(values) - known
-    if unknown:
-        raise ParameterError(f"unknown IFT option(s) {sorted(unknown)}: valid are {', '.join(sorted(known))}")
-    for key in ("splits", "types"):
-        if key in values:
-            values[key] = tuple(values[key])
     summary = export(args.out, IftOptions(**values))
     print(json.dumps(summary, ensure_ascii=False))
     return 0

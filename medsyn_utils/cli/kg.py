@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from medsyn_utils.cli.output import print_result
+from medsyn_utils.core.checks import check_number
 from medsyn_utils.kg.graph import load_graph
 
 
@@ -15,9 +16,11 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _symptoms(args: argparse.Namespace) -> int:
+    check_number("kg symptoms --top", args.top, low=1, integer=True)
     kg = load_graph()
     table = kg.symptoms(args.code, rollup=args.rollup)
-    print(f"{kg.resolve(args.code)} {kg.name(args.code)}: {len(table)} symptoms")
+    shown = f", the first {args.top} shown" if args.top < len(table) else ""
+    print(f"{kg.resolve(args.code)} {kg.name(args.code)}: {len(table)} symptoms{shown}")
     print(table.head(args.top).to_string(index=False))
     return 0
 

@@ -124,9 +124,10 @@ def read_table(path: str | os.PathLike[str], *, what: str = "table") -> pd.DataF
     except pd.errors.EmptyDataError as error:
         raise InputTableError(f"{what} {path} is empty: give a table with a header and rows") \
             from error
-    except (ValueError, OSError) as error:
-        raise InputTableError(f"{what} {path} cannot be read: {str(error).splitlines()[0]}") \
-            from error
+    except (ValueError, TypeError, KeyError, AttributeError, NotImplementedError, RecursionError,
+            OSError) as error:  # pandas/pyarrow parse errors, a JSON line that is not an object
+        reason = (str(error).splitlines() or [type(error).__name__])[0][:160]
+        raise InputTableError(f"{what} {path} cannot be read: {reason}") from error
     raise InputTableError(f"{what} {path} has an unknown type {suffix!r}: use "
                           f"{', '.join(TABLE_SUFFIXES)}")
 

@@ -105,8 +105,10 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> Path:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a run folder is for sharing
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and not error.filename:  # disk full: name the file
+            raise OSError(error.errno, error.strerror, str(path)) from error
         raise
     return path
 

@@ -18,10 +18,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Sequence
 
+from medsyn_utils.core.checks import check_port, os_reason
 from medsyn_utils.core.errors import MedsynError, ParameterError
 from medsyn_utils.generate.backends.base import Decoding, Prompt, render_chat
 from medsyn_utils.generate.backends.transformers import TransformersBackend
 from medsyn_utils.generate.models import ModelSpec, resolve_model
+
+
+def listen(host: str, port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A bound HTTP server on ``host:port`` (0 = any free port); a bad or busy port, or an
+    address not on this machine, is one line naming it."""
+    check_port("serve --port", port, allow_zero=True)
+    try:
+        httpd = ThreadingHTTPServer((host, port), handler)
+    except OSError as error:
+        raise ParameterError(f"cannot listen on {host}:{port}: {os_reason(error)}") from None
+    httpd.daemon_threads = True
+    return httpd
 
 
 class CompletionServer:
@@ -36,11 +49,16 @@ class CompletionServer:
                  device: str = "cpu", dtype: str = "auto", served_name: str | None = None,
                  api_key: str | None = None, fail_first: Sequence[int] = (),
                  delay: float = 0.0, verbose: bool = False) -> None:
-        spec = model if isinstance(model, ModelSpec) else resolve_model(model)
-        self.chat = TransformersBackend(spec, device=device, dtype=dtype, prompt_form="chat")
-        self.plain = TransformersBackend(spec, device=device, dtype=dtype,
-                                         prompt_form="completion", model=self.chat.model,
-                                         tokenizer=self.chat.tokenizer)
+        self.httpd = listen(host, port, _handler_for(self))  # a busy port: before the model loads
+        try:
+            spec = model if isinstance(model, ModelSpec) else resolve_model(model)
+            self.chat = TransformersBackend(spec, device=device, dtype=dtype, prompt_form="chat")
+            self.plain = TransformersBackend(spec, device=device, dtype=dtype,
+                                             prompt_form="completion", model=self.chat.model,
+                                             tokenizer=self.chat.tokenizer)
+        except BaseException:
+            self.httpd.server_close()
+            raise
         self.spec = spec
         self.served_name = served_name or (Path(spec.model_id).name if spec.source == "local"
                                            else spec.model_id)
@@ -53,8 +71,6 @@ class CompletionServer:
         self._faults = list(fail_first)
         self._count_lock = threading.Lock()
         self._model_lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer((host, port), _handler_for(self))
-        self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
         self.stopped = False
 

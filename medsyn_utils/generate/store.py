@@ -52,11 +52,15 @@ def encode_record(record: Mapping[str, Any]) -> str:
     return json.dumps(ordered, ensure_ascii=False, default=json_default) + "\n"
 
 
-def _scan(data: bytes, path: Path) -> tuple[list[dict[str, Any]], int]:
+def _scan(data: bytes, path: Path, rejected: list[int] | None = None
+          ) -> tuple[list[dict[str, Any]], int]:
     """Parse complete lines; return the records and the byte length of the good prefix.
 
     A last line without its newline, or a last line that is not JSON, is torn: it is left out
-    of the good prefix. A bad line anywhere else means the file was edited by hand.
+    of the good prefix. A complete line that is not UTF-8 text cannot be a torn write of the
+    kit (it writes UTF-8 and ends each record with its newline): it is kept in the file, set
+    aside and its number added to ``rejected``. Any other bad line means the file was edited by
+    hand.
     """
     records: list[dict[str, Any]] = []
     good = 0
@@ -67,10 +71,17 @@ def _scan(data: bytes, path: Path) -> tuple[list[dict[str, Any]], int]:
         end = position + len(raw) + 1
         if raw.strip():
             try:
-                value = json.loads(raw.decode("utf-8"))
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                if rejected is not None:
+                    rejected.append(number)
+                position = good = end
+                continue
+            try:
+                value = json.loads(text)
                 if not isinstance(value, dict) or "task_id" not in value:
                     raise ValueError("not a store record")
-            except (UnicodeDecodeError, ValueError):
+            except (ValueError, RecursionError):
                 if number == len(complete):  # last line: treat as torn
                     return records, good
                 raise InputTableError(f"store {path} line {number} is not a JSON record: delete "
@@ -93,12 +104,14 @@ def latest_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]
     return list(chosen.values())
 
 
-def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """All complete records, one per task id (see :func:`latest_records`), torn tail ignored."""
+def read_records(path: str | os.PathLike[str], rejected: list[int] | None = None
+                 ) -> list[dict[str, Any]]:
+    """All complete records, one per task id (see :func:`latest_records`), torn tail ignored;
+    the numbers of complete lines that are not UTF-8 go to ``rejected``."""
     path = Path(path)
     if not path.is_file():
         return []
-    records, _ = _scan(path.read_bytes(), path)
+    records, _ = _scan(path.read_bytes(), path, rejected)
     return latest_records(records)
 
 
@@ -128,6 +141,7 @@ class GenerationStore:
         self.lock = lock
         self.done: set[str] = set()
         self.repaired_bytes = 0
+        self.rejected_lines: list[int] = []  # complete lines that are not UTF-8, left in place
         self._fd: int | None = None
 
     # -- opening ---------------------------------------------------------------------------
@@ -148,7 +162,7 @@ class GenerationStore:
                                           f"wait for it to finish or pass another output path") from None
             size = os.fstat(fd).st_size
             data = os.pread(fd, size, 0) if size else b""
-            records, good = _scan(data, self.path)
+            records, good = _scan(data, self.path, self.rejected_lines)
             if good < size:
                 os.ftruncate(fd, good)
                 os.fsync(fd)
@@ -192,10 +206,13 @@ class GenerationStore:
             return 0
         payload = "".join(lines).encode("utf-8")
         view = memoryview(payload)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        os.fsync(self._fd)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fsync(self._fd)
+        except OSError as error:  # disk full: name the store (the torn tail is cut on reopen)
+            raise OSError(error.errno, error.strerror, str(self.path)) from error
         self.done.update(fresh)
         return len(fresh)
 

@@ -44,6 +44,7 @@ class ScoringInput:
     table: pd.DataFrame
     source: str
     failed: dict[str, int] = field(default_factory=dict)  # finish_reason → notes left out
+    rejected_lines: list[int] = field(default_factory=list)  # store lines that are not UTF-8
 
     @property
     def failed_total(self) -> int:
@@ -55,6 +56,11 @@ class ScoringInput:
         if self.failed:
             text += (f"; left out {self.failed_total} note(s) recorded as failed by generation "
                      f"({', '.join(f'{k}: {v}' for k, v in self.failed.items())})")
+        if self.rejected_lines:
+            shown = ", ".join(map(str, self.rejected_lines[:5]))
+            more = ", ..." if len(self.rejected_lines) > 5 else ""
+            text += (f"; set aside {len(self.rejected_lines)} store line(s) that are not UTF-8 "
+                     f"text (line {shown}{more}), not scored: fix or delete them")
         return text
 
 
@@ -76,9 +82,11 @@ def symptom_string(value: Any) -> str:
     return text
 
 
-def load_store_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+def load_store_records(path: str | os.PathLike[str], rejected: list[int] | None = None
+                       ) -> list[dict[str, Any]]:
     """A generation store's records with the store's own rules (torn last line ignored, a task's
-    first record wins); a missing or empty store is an error naming the generation stage."""
+    first record wins, lines that are not UTF-8 set aside into ``rejected``); a missing or empty
+    store is an error naming the generation stage."""
     from medsyn_utils.generate.store import read_records
 
     path = Path(path)
@@ -87,9 +95,11 @@ def load_store_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             artefacts.require_input(path.parent, path.name)
         raise InputTableError(f"generation store {path} does not exist: check the path, or write "
                               f"it with the generation stage (medsyn generate) first")
-    records = read_records(path)
+    rejected = [] if rejected is None else rejected
+    records = read_records(path, rejected)
     if not records:
-        raise InputTableError(f"generation store {path} is empty: generate notes first "
+        aside = f" ({len(rejected)} line(s) not UTF-8 text: line {rejected[0]})" if rejected else ""
+        raise InputTableError(f"generation store {path} is empty{aside}: generate notes first "
                               f"(notebook 03 or medsyn generate)")
     missing = [c for c in ("task_id", "response") if c not in records[0]]
     if missing:
@@ -195,7 +205,8 @@ def load_scoring_input(path: str | os.PathLike[str],
     """
     path = Path(path)
     if artefacts.table_suffix(path) == STORE_SUFFIX:
-        records = load_store_records(path)
+        rejected: list[int] = []
+        records = load_store_records(path, rejected)
         task_path = Path(tasks) if tasks is not None else task_table_next_to(path)
         task_table = load_tasks(task_path)
         artefacts.check_fingerprints(records, task_table, store=path)
@@ -206,7 +217,8 @@ def load_scoring_input(path: str | os.PathLike[str],
         if kept.empty:
             raise InputTableError(f"all {len(store)} notes in {path} were recorded as failed "
                                   f"({failed}): fix the generation backend and regenerate")
-        return ScoringInput(published_table(kept, task_table), f"generation store {path}", failed)
+        return ScoringInput(published_table(kept, task_table), f"generation store {path}", failed,
+                            rejected)
     frame = artefacts.read_table(path, what="input")
     return ScoringInput(fill_diagnosis_names(check_table(frame, str(path))), f"input {path}")
 

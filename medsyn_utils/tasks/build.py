@@ -18,7 +18,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from medsyn_utils.core import corpus
@@ -365,14 +364,9 @@ def load_params(path: str | os.PathLike[str] | None) -> dict[str, Any]:
         return {}
     from medsyn_utils.core.paths import resolve
 
-    file = resolve(path)
-    if not file.is_file():
-        raise ParameterError(f"params file {path} does not exist")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ParameterError(f"params file {path} is not valid YAML: "
-                             f"{str(error).splitlines()[0]}") from error
+    from medsyn_utils.core.checks import read_yaml
+
+    data = read_yaml(resolve(path), "params file") or {}  # a symlink loop, not "does not exist"
     if not isinstance(data, dict):
         raise ParameterError(f"params file {path} must hold a mapping of task options")
     if isinstance(data.get("tasks"), dict) or isinstance(data.get("common"), dict):

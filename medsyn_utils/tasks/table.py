@@ -108,8 +108,8 @@ def load_task_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     readers = {
         ".parquet": lambda f: pq.read_table(f).to_pandas(),
         ".csv": lambda f: pd.read_csv(f, dtype=str, keep_default_na=False, encoding="utf-8"),
-        ".jsonl": lambda f: pd.read_json(f, lines=True, dtype={"task_id": str}),
-        ".ndjson": lambda f: pd.read_json(f, lines=True, dtype={"task_id": str}),
+        ".jsonl": lambda f: read_json_lines(f, "task table"),
+        ".ndjson": lambda f: read_json_lines(f, "task table"),
         ".json": lambda f: pd.read_json(f, dtype={"task_id": str}),
     }
     if suffix not in readers:
@@ -121,9 +121,11 @@ def load_task_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise InputTableError(f"task table {path} is not UTF-8 text: save it as UTF-8") from None
     except pd.errors.EmptyDataError:
         raise InputTableError(f"task table {path} is empty: rebuild it with notebook 02") from None
-    except (ValueError, OSError, ImportError, pa.ArrowException) as error:
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError, OSError, ImportError,
+            pa.ArrowException) as error:
+        reason = (str(error).splitlines() or [type(error).__name__])[0][:120]
         raise InputTableError(f"task table {path} cannot be read "
-                              f"({str(error).splitlines()[0][:120]}): rebuild it with notebook 02"
+                              f"({reason}): rebuild it with notebook 02"
                               ) from None
     return _typed(frame, str(path))
 
@@ -134,16 +136,21 @@ def _typed(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         raise InputTableError(f"task table {where} has no tasks: rebuild it with notebook 02")
     if "task_id" in frame.columns:
         frame["task_id"] = frame["task_id"].astype(str)
+        repeated = frame["task_id"][frame["task_id"].duplicated()]
+        if len(repeated):
+            raise InputTableError(f"task table {where} has a duplicated task id "
+                                  f"{repeated.iloc[0]!r} ({len(repeated)} repeated row(s)): each "
+                                  f"task needs its own task_id; rebuild it with notebook 02")
     if "symptoms" in frame.columns:
         frame["symptoms"] = [_symptom_list(v) for v in frame["symptoms"]]
     for name in EXAMPLE_COLUMNS:
         if name in frame.columns:
             frame[name] = pd.Series([text_or(v, "") or None for v in frame[name]],
                                     dtype=object, index=frame.index)
+    for name in INTEGER_COLUMNS:
+        if name in frame.columns:
+            frame[name] = _integers(frame[name], name, where)
     try:
-        for name in INTEGER_COLUMNS:
-            if name in frame.columns:
-                frame[name] = frame[name].astype(np.int64)
         if "smoking" in frame.columns and frame["smoking"].dtype != bool:
             flags = frame["smoking"].map({"True": True, "False": False, True: True, False: False})
             if flags.isna().any():
@@ -155,6 +162,47 @@ def _typed(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     if all(name in frame.columns for name in TASK_COLUMNS):
         frame = frame[list(TASK_COLUMNS) + [c for c in frame.columns if c not in TASK_COLUMNS]]
     return frame
+
+
+def _integers(column: pd.Series, name: str, where: str) -> pd.Series:
+    """An integer column, or one line naming the column, the row and the value."""
+    for row, value in enumerate(column.tolist(), start=1):
+        text = value.strip() if isinstance(value, str) else value
+        ok = isinstance(text, (int, np.integer)) and not isinstance(text, bool) \
+            or isinstance(text, str) and text.lstrip("+-").isascii() and text.lstrip("+-").isdigit() \
+            or isinstance(text, (float, np.floating)) and float(text).is_integer()
+        if ok:
+            try:
+                number = int(text)
+            except (ValueError, OverflowError):
+                ok = False
+            else:
+                ok = -2**63 <= number < 2**63
+        if not ok:
+            raise InputTableError(f"task table {where}: column {name!r} row {row} is {value!r}, "
+                                  f"not an integer: give whole numbers in {name}")
+    return column.map(lambda v: int(v.strip() if isinstance(v, str) else v)).astype(np.int64)
+
+
+def read_json_lines(path: str | os.PathLike[str], what: str) -> pd.DataFrame:
+    """A JSON-lines table: every non-blank line one JSON object; else one line naming the row."""
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except (ValueError, RecursionError) as error:
+                raise InputTableError(f"{what} {path} line {number} is not JSON "
+                                      f"({str(error).splitlines()[0][:80]}): fix or delete that line"
+                                      ) from None
+            if not isinstance(value, dict):
+                raise InputTableError(f"{what} {path} line {number} is a JSON "
+                                      f"{type(value).__name__}, not an object of columns: write one "
+                                      f"{{\"column\": value, ...}} object a line")
+            rows.append(value)
+    return pd.DataFrame.from_records(rows)
 
 
 def _symptom_list(value: Any) -> Any:
@@ -169,9 +217,9 @@ def _symptom_list(value: Any) -> Any:
         return value
     try:
         return json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):
         try:
             parsed = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             return value
         return list(parsed) if isinstance(parsed, (list, tuple)) else value

@@ -15,18 +15,51 @@ from __future__ import annotations
 import os
 import random
 import re
+import sys
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Sequence
 
+from medsyn_utils.core.checks import check_base_url, check_number
 from medsyn_utils.core.errors import ModelError, ParameterError
 from medsyn_utils.generate.backends.base import (Backend, Completion, Decoding, Prompt,
                                                  choose_prompt_form, finish, task_messages)
 from medsyn_utils.generate.models import ModelSpec
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_TIMEOUT = 120.0
+DEFAULT_MAX_RETRIES = 5
+DEFAULT_BACKOFF = 1.0
+DEFAULT_MAX_BACKOFF = 30.0
+# After this many seconds without an answer, stderr says which server is being waited for (and
+# again every WAIT_REPEAT_S seconds).
+WAIT_NOTICE_S = 5.0
+WAIT_REPEAT_S = 30.0
+
+
+def worst_wait_seconds(timeout: float = DEFAULT_TIMEOUT, max_retries: int = DEFAULT_MAX_RETRIES,
+                       backoff: float = DEFAULT_BACKOFF, max_backoff: float = DEFAULT_MAX_BACKOFF
+                       ) -> float:
+    """The longest a note waits for a server that accepts and never answers before giving up:
+    every attempt times out, with the back-off pauses in between."""
+    pauses = sum(min(max_backoff, backoff * 2 ** attempt) for attempt in range(max_retries))
+    return (max_retries + 1) * timeout + pauses
+
+
+def wait_help(timeout: float = DEFAULT_TIMEOUT, max_retries: int = DEFAULT_MAX_RETRIES) -> str:
+    """What ``medsyn generate --help`` says about waiting (see :data:`WAIT_HELP`)."""
+    worst = worst_wait_seconds(timeout, max_retries)
+    return (f"a server that does not answer is waited for --timeout seconds per attempt, "
+            f"--max-retries + 1 attempts with back-off in between: at most {worst:.0f} s "
+            f"(~{worst / 60:.0f} min) per note with the defaults ({timeout:g} s, {max_retries} "
+            f"retries) before generation stops; after {WAIT_NOTICE_S:g} s without an answer "
+            f"stderr says which server it waits for and the attempt")
+
+
+# The wording for the --help of `medsyn generate` (the --timeout / --max-retries options).
+WAIT_HELP = wait_help()
 
 
 def parse_base_urls(base_url: str | Sequence[str] | None) -> list[str]:
@@ -42,11 +75,42 @@ def parse_base_urls(base_url: str | Sequence[str] | None) -> list[str]:
         if not url.startswith(("http://", "https://")):
             raise ParameterError(f"base_url {url!r} is not an http(s) address: give e.g. "
                                  f"http://host:8000/v1 (several separated by commas)")
+        check_base_url(url)  # a malformed address or port: one line saying why, not httpx's
         if url not in urls:
             urls.append(url)
     if not urls:
         raise ParameterError("base_url is empty: give one address or several separated by commas")
     return urls
+
+
+class _WaitNotice:
+    """Says on stderr that a request is still waiting: after :data:`WAIT_NOTICE_S` seconds
+    without an answer, then every :data:`WAIT_REPEAT_S` seconds, until the answer comes."""
+
+    def __init__(self, url: str, attempt: int, attempts: int, timeout: float) -> None:
+        self.url, self.attempt, self.attempts, self.timeout = url, attempt, attempts, timeout
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _watch(self) -> None:
+        started = time.monotonic()
+        pause = WAIT_NOTICE_S
+        while not self._done.wait(pause):
+            waited = time.monotonic() - started
+            print(f"medsyn: waiting for {self.url}: no answer after {waited:.{0 if waited >= 10 else 1}f} s (attempt "
+                  f"{self.attempt} of {self.attempts}, each up to {self.timeout:g} s)",
+                  file=sys.stderr, flush=True)
+            pause = WAIT_REPEAT_S
+
+    def __enter__(self) -> "_WaitNotice":
+        if WAIT_NOTICE_S < self.timeout:  # a request that times out sooner says nothing
+            self._thread = threading.Thread(target=self._watch, daemon=True,
+                                            name="medsyn-wait-notice")
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
 
 
 class _Server:
@@ -73,12 +137,17 @@ class OpenAIBackend(Backend):
 
     def __init__(self, spec: ModelSpec, *, base_url: str | Sequence[str] | None = None,
                  api_key: str | None = None, prompt_form: str = "auto", concurrency: int = 4,
-                 timeout: float = 120.0, max_retries: int = 5, backoff: float = 1.0,
-                 max_backoff: float = 30.0, rest_seconds: float = 30.0,
-                 empty_retries: int = 2) -> None:
+                 timeout: float = DEFAULT_TIMEOUT, max_retries: int = DEFAULT_MAX_RETRIES,
+                 backoff: float = DEFAULT_BACKOFF, max_backoff: float = DEFAULT_MAX_BACKOFF,
+                 rest_seconds: float = 30.0, empty_retries: int = 2) -> None:
         import httpx
 
         self.spec = spec
+        timeout = check_number("timeout", timeout, low=0, low_open=True, high=86_400)
+        for name, value in (("backoff", backoff), ("max_backoff", max_backoff),
+                            ("rest_seconds", rest_seconds)):
+            check_number(name, value, low=0, high=86_400)
+        self.timeout = float(timeout)
         urls = parse_base_urls(base_url)
         self.base_url = urls[0]
         key = api_key or os.environ.get("OPENAI_API_KEY")
@@ -185,7 +254,8 @@ class OpenAIBackend(Backend):
             url = server.url + route
             down = False
             try:
-                with server.slots:
+                with server.slots, _WaitNotice(url, attempt + 1, self.max_retries + 1,
+                                               self.timeout):
                     response = server.client.post(route, json=body)
             except httpx.TimeoutException:
                 last, down = "timed out", True
