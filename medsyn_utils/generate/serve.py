@@ -131,7 +131,7 @@ class CompletionServer:
             text = render_chat(self.chat.tokenizer, messages)
             prompt = Prompt("request", text=text, messages=messages,
                             echoes=(text, messages[-1]["content"]))
-            engine = self.chat if getattr(self.chat.tokenizer, "chat_template", None) else self.plain
+            generator = self.chat if getattr(self.chat.tokenizer, "chat_template", None) else self.plain
         else:
             text = body.get("prompt")
             if isinstance(text, list) and len(text) == 1:
@@ -139,11 +139,11 @@ class CompletionServer:
             if not isinstance(text, str):
                 raise ParameterError("'prompt' must be a string")
             prompt = Prompt("request", text=text, echoes=(text,))
-            engine = self.plain
+            generator = self.plain
         if self.delay:
             time.sleep(self.delay)
         with self._model_lock:
-            completion = engine.generate_batch([prompt], decoding)[0]
+            completion = generator.generate_batch([prompt], decoding)[0]
         reason = "length" if completion.finish_reason == "length" else "stop"
         usage = {"prompt_tokens": completion.prompt_tokens,
                  "completion_tokens": completion.completion_tokens,

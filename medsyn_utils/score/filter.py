@@ -116,14 +116,18 @@ def filter_status(frame: pd.DataFrame,
                               "(medsyn score) or turn use_filter off")
     scores = {c: pd.to_numeric(frame[c], errors="coerce") if c in frame.columns
               else pd.Series(np.nan, index=frame.index) for c in SCORE_COLUMNS}
+    given = frame["passed_filter"].astype("boolean").fillna(False).astype(bool) \
+        if "passed_filter" in frame.columns else None
     if "filter_applies" in frame.columns:
         applies = frame["filter_applies"].astype("boolean").fillna(False).astype(bool)
         how = "filter_applies column"
-    else:
+    else:  # a note scoring passed had a criterion that applied
         applies = scores["symptoms_recall"].notna() | scores["anamnesis_precision"].notna()
+        if given is not None:
+            applies |= given
         how = "applies where a score is present"
-    if "passed_filter" in frame.columns:
-        passed = frame["passed_filter"].astype("boolean").fillna(False).astype(bool)
+    if given is not None:
+        passed = given
         how = f"passed_filter column; {how}"
     else:
         passed = pd.Series(passed_filter(scores["symptoms_recall"], scores["anamnesis_precision"],

@@ -51,7 +51,8 @@ def thresholds(config: ScoringConfig, scorer: NoteScorer, *, progress: bool = Tr
         if scorer.info.name != PAPER_ENCODER and given == PAPER_THRESHOLDS:
             notice(f"note: the thresholds {given['symptoms_recall']}/"
                    f"{given['anamnesis_precision']} are on the scale of {PAPER_ENCODER}; "
-                   f"calibrate to map them to {scorer.info.name}")
+                   f"turn calibration on (--calibrate, calibrate: true) to map them to "
+                   f"{scorer.info.name}")
         return Thresholds(given)
     reference = paper_reference_scorer(config.paper_encoder, batch_size=config.batch_size) \
         if config.paper_encoder else None

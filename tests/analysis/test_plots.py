@@ -116,10 +116,12 @@ def test_scorer_metric_columns_are_used_when_present():
     data, notes = columns.add_derived_columns(frame)
     assert notes["_length"] == "column note_words" and (data["_length"] == 7).all()
     assert notes["_copy"] == "column copied_8gram_share" and notes["_passed"].startswith("passed_filter column")
-    # passed only where the filter applies (both scores present): rows without an example never pass
-    applies = frame["anamnesis_precision"].notna()
-    assert (data["_passed"] == (frame["passed_filter"] & applies).astype(float)).all()
-    assert (data.loc[~applies, "_filter_group"] == "filter not applicable").all()
+    # scoring's decision is used as it is (score/filter.py::filter_status, the one rule); a row
+    # with no score at all that scoring did not pass is its own group
+    assert (data["_passed"] == frame["passed_filter"].astype(float)).all()
+    no_score = frame["symptoms_recall"].isna() & frame["anamnesis_precision"].isna()
+    assert (data.loc[no_score & ~frame["passed_filter"], "_filter_group"] ==
+            "filter not applicable").all()
 
 
 def test_derived_columns_computed_from_text():
@@ -128,10 +130,13 @@ def test_derived_columns_computed_from_text():
     assert notes["_length"].startswith("words counted")
     assert data.loc[0, "_length"] == len("Жалобы на кашель Болеет два дня".split())
     assert data["_n_symptoms"].tolist()[:4] == [1.0, 2.0, 3.0, 4.0]
+    # the scoring rule: a missing precision is a criterion that does not apply, recall decides
     recall_ok = data["symptoms_recall"] >= 0.7
-    precision_ok = data["anamnesis_precision"] > 0.75  # a missing precision: not applicable, not passed
-    assert (data["_passed"] == (recall_ok & precision_ok).astype(float)).all()
-    assert set(data["_filter_group"]) == {"passed", "failed", "filter not applicable"}
+    precision_ok = (data["anamnesis_precision"] > 0.75) | data["anamnesis_precision"].isna()
+    some_score = data["symptoms_recall"].notna() | data["anamnesis_precision"].notna()
+    assert (data["_passed"] == (recall_ok.where(data["symptoms_recall"].notna(), True)
+                                & precision_ok & some_score).astype(float)).all()
+    assert {"passed", "failed"} <= set(data["_filter_group"])
     assert data.loc[frame["anamnesis"] == "private_data", "_copy"].isna().all()
     assert data.loc[frame["anamnesis"].isna(), "_copy"].isna().all()
     assert data["_category"].tolist()[:4] == ["J06", "J02", "I10", "Z99"]

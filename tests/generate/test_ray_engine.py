@@ -100,7 +100,8 @@ def test_actor_batch_gives_the_local_records_without_ray(varied_lm_dir, tmp_path
     from medsyn_utils.generate.backends.base import Decoding
 
     tasks = make_tasks(3)
-    generate_store(tasks, tmp_path / "local.jsonl", model=str(varied_lm_dir), **GREEDY)
+    generate_store(tasks, tmp_path / "local.jsonl", model=str(varied_lm_dir), repetition_penalty=1.0,
+                   **GREEDY)  # the Decoding below has no penalty
     actor = ray_engine.GenerationActor("transformers", {"model": str(varied_lm_dir),
                                                         "prompt_form": "chat", "device": "cpu"},
                                        Decoding(max_new_tokens=6, temperature=0.0), retries=2)

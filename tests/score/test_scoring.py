@@ -228,7 +228,8 @@ def test_cli_scores_a_store(tiny_encoder_dir, tmp_path, capsys) -> None:
     store = make_store(tmp_path / "generations.jsonl", NOTES[:4])
     out = tmp_path / "scored.csv"
     code = main(["score", "--in", str(store), "--out", str(out), "--encoder", str(tiny_encoder_dir),
-                 "--layer", "2", "--recall-threshold", "0.1", "--precision-threshold", "0.1", "--quiet"])
+                 "--layer", "2", "--recall-threshold", "0.1", "--precision-threshold", "0.1", "--quiet",
+                 "--no-calibrate"])
     assert code == 0 and len(artefacts.read_scored_table(out)) == 4
     printed = capsys.readouterr().out
     assert "passed 3" in printed and "code-only" in printed  # the prompt(code) note cannot pass

@@ -88,7 +88,7 @@ def test_cli_json_stdout_is_one_json_object(tiny_encoder_dir, tmp_path, capsys) 
     make_tasks().to_parquet(tmp_path / "tasks.parquet", index=False)
     store = make_store(tmp_path / "generations.jsonl", NOTES[:4], finish=["stop", "stop", "stop", "error"])
     code = main(["score", "--in", str(store), "--out", str(tmp_path / "s.parquet"), "--json",
-                 "--encoder", str(tiny_encoder_dir), "--layer", "2"])
+                 "--encoder", str(tiny_encoder_dir), "--layer", "2", "--no-calibrate"])
     captured = capsys.readouterr()
     numbers = json.loads(captured.out)  # nothing else on stdout
     assert code == 0 and numbers["rows"] == 3 and numbers["failed_notes_excluded"] == {"error": 1}
