@@ -28,6 +28,11 @@ def _generate_cli(args: argparse.Namespace) -> int:
         print(f"{report.generated} notes generated, {report.already_done} already in "
               f"{report.store_path}, {report.pending_left} left; "
               f"{report.tokens_per_s:.1f} tokens/s, {report.notes_per_min:.1f} notes/min")
+        if report.rejected_lines:
+            shown = ", ".join(map(str, report.rejected_lines[:5]))
+            print(f"medsyn: {len(report.rejected_lines)} line(s) of {report.store_path} are not "
+                  f"UTF-8 text (line {shown}): left in place, their tasks generated again",
+                  file=sys.stderr)
     return 0
 
 

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from medsyn_utils.core.errors import ParameterError
 
 # Seeds: what numpy's legacy RandomState, torch.manual_seed and every backend accept alike.
-SEED_MAX = 2**32 - 1
+from medsyn_utils.core.config import SEED_MAX
 PORT_MAX = 65535
 
 

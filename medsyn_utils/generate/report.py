@@ -34,6 +34,7 @@ class GenerationReport:
     engine: str = "local"
     notes_per_server: dict[str, int] = field(default_factory=dict)   # pool of endpoints
     set_aside: str | None = None  # where --force moved the old store
+    rejected_lines: list[int] = field(default_factory=list)  # store lines that are not UTF-8
 
     @property
     def tokens_per_s(self) -> float:

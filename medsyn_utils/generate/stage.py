@@ -193,7 +193,8 @@ def _generate(tasks, store_path: Path, cfg: GenerationConfig, ready_backend: Bac
                 store_path=str(store_path), backend=ready.name if ready else str(backend),
                 model_id=ready.spec.model_id if ready else str(model), prompt_form=prompt_form,
                 tasks_total=len(frame), already_done=already, batch_size=batch_size,
-                batch_size_used=batch_size, engine=engine, set_aside=set_aside)
+                batch_size_used=batch_size, engine=engine, set_aside=set_aside,
+                rejected_lines=list(store.rejected_lines))
         if engine == "ray":
             from medsyn_utils.generate import ray_engine
 
@@ -215,6 +216,7 @@ def _generate(tasks, store_path: Path, cfg: GenerationConfig, ready_backend: Bac
                 if not isinstance(backend, Backend):
                     ready.close()
     report.set_aside = set_aside
+    report.rejected_lines = list(store.rejected_lines)
     check_failed_share(store_path, frame, cfg.max_failed_share)
     return report
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from medsyn_utils.core.checks import read_yaml
 from medsyn_utils.core.errors import ParameterError
 from medsyn_utils.core.paths import folder_problem, project_root
 from medsyn_utils.pipeline.contract import config_for
@@ -29,29 +30,11 @@ class RunPlan:
 
 def load_params_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a parameter file and check its top-level layout (not yet the notebooks' names)."""
-    import yaml
-
     path = Path(path)
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         raise ParameterError(f"parameter file {path} does not exist (a relative path is read "
-                             f"from the current folder): pass one of params/*.yaml to --params"
-                             ) from None
-    except IsADirectoryError:
-        raise ParameterError(f"parameter file {path} is a folder: pass a YAML file such as "
-                             f"params/default.yaml") from None
-    except UnicodeDecodeError as error:
-        raise ParameterError(f"parameter file {path} is not UTF-8 text (byte {error.start}): "
-                             f"save it as UTF-8") from None
-    except OSError as error:
-        raise ParameterError(f"parameter file {path} cannot be read ({error.strerror}): check "
-                             f"its permissions") from None
-    except yaml.YAMLError as error:
-        where = getattr(error, "problem_mark", None)
-        line = f" line {where.line + 1}" if where is not None else ""
-        raise ParameterError(f"parameter file {path}{line} is not valid YAML: "
-                             f"{getattr(error, 'problem', error)}") from None
+                             f"from the current folder): pass one of params/*.yaml to --params")
+    config = read_yaml(path)
     config = {} if config is None else config
     if not isinstance(config, dict):
         raise ParameterError(f"parameter file {path} must be a mapping of stage names to "

@@ -137,6 +137,8 @@ CASES = [
                                       str(p / "i.jsonl")], "nope.yaml does not exist"),
     ("tasks-params-loop", lambda p: ["tasks", "--params", str(p / "loop.yaml"), "--out", str(p / "t")],
      "loop.yaml cannot be read: a symlink loop"),
+    ("run-params-loop", lambda p: ["run", "--params", str(p / "loop.yaml"), "--out", str(p / "r")],
+     "loop.yaml cannot be read: a symlink loop"),
     # task tables a user made
     ("tasks-jsonl-list-line", lambda p: ["generate", "--tasks", str(p / "list_line.jsonl"), "--out",
                                          str(p / "g.jsonl")], "list_line.jsonl line 1 is a JSON list"),

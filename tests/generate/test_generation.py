@@ -447,3 +447,14 @@ def test_resuming_with_other_settings_is_refused(tiny_lm_dir, tmp_path):
     assert path.read_bytes() == before  # nothing lost, nothing mixed in
     report = generate_store(make_tasks(2), path, batch_size=1, max_new_tokens=4, **common)
     assert report.already_done == 1 and len(read_records(path)) == 2
+
+
+def test_a_non_utf8_store_line_is_named_in_the_report_and_its_task_done_again(varied_lm_dir,
+                                                                                tmp_path):
+    tasks = make_tasks(3)
+    path = tmp_path / "s.jsonl"
+    generate_store(tasks, path, model=str(varied_lm_dir), batch_size=2, **GREEDY)
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0] + b"\xff\xfe\n" + b"".join(lines[2:]))  # line 2 broken, whole
+    report = generate_store(tasks, path, model=str(varied_lm_dir), batch_size=2, **GREEDY)
+    assert report.rejected_lines == [2] and report.generated == 1 and report.already_done == 2
