@@ -31,6 +31,10 @@ import pandas as pd
 
 WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 KINDS = ("symptoms_example", "symptoms")
+# symptoms of the worked examples in the few-shot templates: a note that names one it was not
+# asked for has copied the demonstration rather than its own list
+DEMO_SYMPTOMS = ("кашель", "насморк", "повышение температуры тела", "изжога", "боль в эпигастрии",
+                 "тошнота")
 
 
 def words(text: str) -> list[str]:
@@ -52,6 +56,14 @@ def stem_coverage(note: str, symptoms: list[str]) -> float:
     """Share of ``symptoms`` the note mentions by the stem match."""
     note_words = set(words(note))
     return float(np.mean([stem_mentioned(note_words, s) for s in symptoms])) if symptoms else np.nan
+
+
+def demo_leak(note: str, symptoms: list[str]) -> bool:
+    """The note names a worked-example symptom that was not among its own."""
+    own = {w[:4] for s in symptoms for w in words(s)}
+    note_words = set(words(note))
+    return any(stem_mentioned(note_words, d) and not {w[:4] for w in words(d) if len(w) >= 3} & own
+               for d in DEMO_SYMPTOMS)
 
 
 def bootstrap(values: np.ndarray, boot: int, seed: int) -> tuple[float, float]:
@@ -103,6 +115,8 @@ def summarise(root: Path, boot: int, seed: int) -> list[dict[str, Any]]:
             "ci_high": round(high, 3), "n": int(len(cov)),
             "median_words": float(np.median([len(str(n).split()) for n in notes["note"]])),
             "empty_notes": int(sum(not str(n).strip() for n in notes["note"])),
+            "demo_leak": round(float(np.mean([demo_leak(n, s) for n, s in
+                                              zip(notes["note"], notes["symptoms"])])), 3),
         }
         if matcher is not None:
             ev = np.array([matcher(n, s) for n, s in zip(notes["note"], notes["symptoms"])],
@@ -138,12 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     extra = "coverage_eval" in (rows[0] if rows else {})
     print("| design | kind | stem coverage [95 % CI] |" + (" eval coverage |" if extra else "")
-          + " n | median words |")
-    print("|---|---|---|" + ("---|" if extra else "") + "---:|---:|")
+          + " n | median words | demo leak |")
+    print("|---|---|---|" + ("---|" if extra else "") + "---:|---:|---:|")
     for r in rows:
         cell = f" {r['coverage_eval']:.2f} |" if extra else ""
         print(f"| {r['design']} | {r['kind']} | {r['coverage']:.2f} [{r['ci_low']:.2f}, "
-              f"{r['ci_high']:.2f}] |{cell} {r['n']} | {r['median_words']:.0f} |")
+              f"{r['ci_high']:.2f}] |{cell} {r['n']} | {r['median_words']:.0f} | "
+              f"{r['demo_leak']:.2f} |")
     return 0
 
 
