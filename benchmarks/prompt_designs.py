@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON rows only")
     args = parser.parse_args(argv)
     if not args.root.is_dir():
-        print(f"prompt_designs: {args.root} is not a folder: pass the study folder", file=sys.stderr)
+        print(f"prompt_designs: {args.root} is not a folder: pass the study folder",
+              file=sys.stderr)
         return 2
     if args.boot < 1:
         print(f"prompt_designs: --boot={args.boot} must be at least 1", file=sys.stderr)
