@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 
 WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+# a note that goes on into a new record of the prompt's layout (a base model not stopping)
+RUN_ON = re.compile(r"\n\s*(Симптомы:|Пациент \d|Медицинская карта)")
 KINDS = ("symptoms_example", "symptoms")
 # symptoms of the worked examples in the few-shot templates: a note that names one it was not
 # asked for has copied the demonstration rather than its own list
@@ -115,6 +117,10 @@ def summarise(root: Path, boot: int, seed: int) -> list[dict[str, Any]]:
             "ci_high": round(high, 3), "n": int(len(cov)),
             "median_words": float(np.median([len(str(n).split()) for n in notes["note"]])),
             "empty_notes": int(sum(not str(n).strip() for n in notes["note"])),
+            "coverage_cut": round(float(np.mean([stem_coverage(RUN_ON.split(str(n))[0], s) for n, s
+                                                 in zip(notes["note"], notes["symptoms"])])), 3),
+            "run_on": round(float(np.mean([bool(RUN_ON.search(str(n)))
+                                           for n in notes["note"]])), 3),
             "demo_leak": round(float(np.mean([demo_leak(n, s) for n, s in
                                               zip(notes["note"], notes["symptoms"])])), 3),
         }
@@ -153,13 +159,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     extra = "coverage_eval" in (rows[0] if rows else {})
     print("| design | kind | stem coverage [95 % CI] |" + (" eval coverage |" if extra else "")
-          + " n | median words | demo leak |")
-    print("|---|---|---|" + ("---|" if extra else "") + "---:|---:|---:|")
+          + " n | median words | run-on | cut at run-on | demo leak |")
+    print("|---|---|---|" + ("---|" if extra else "") + "---:|---:|---:|---:|---:|")
     for r in rows:
         cell = f" {r['coverage_eval']:.2f} |" if extra else ""
         print(f"| {r['design']} | {r['kind']} | {r['coverage']:.2f} [{r['ci_low']:.2f}, "
               f"{r['ci_high']:.2f}] |{cell} {r['n']} | {r['median_words']:.0f} | "
-              f"{r['demo_leak']:.2f} |")
+              f"{r['run_on']:.2f} | {r['coverage_cut']:.2f} | {r['demo_leak']:.2f} |")
     return 0
 
 
