@@ -10,7 +10,7 @@ interval, the number of notes and their median length in words.
 Layout read: ``ROOT/<design>_<kind>/`` with ``tasks.parquet`` and ``generated.jsonl`` (``kind`` is
 ``symptoms_example`` or ``symptoms``), as written by the study commands in README.md
 ("Prompt designs for the embedded base model"). A ``scored.parquet`` beside them (``medsyn
-score``) adds the mean BERTScore ``symptoms_recall``. When ``medsyn_utils.evaluate.faithfulness``
+score``) adds the mean BERTScore ``symptoms_recall`` and ``anamnesis_precision``. When ``medsyn_utils.evaluate.faithfulness``
 with ``symptom_coverage(note, symptoms)`` is importable (the evaluation stage of issue 20), its
 coverage is printed as a second column.
 
@@ -133,10 +133,15 @@ def summarise(root: Path, boot: int, seed: int) -> list[dict[str, Any]]:
         scored = folder / "scored.parquet"
         if scored.is_file():
             table = pd.read_parquet(scored)
-            if "symptoms_recall" in table:
-                row["symptoms_recall"] = round(float(table["symptoms_recall"].mean()), 3)
+            for column in ("symptoms_recall", "anamnesis_precision"):
+                if column in table and table[column].notna().any():
+                    row[column] = round(float(table[column].mean()), 3)
         out.append(row)
     return out
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,13 +164,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     extra = "coverage_eval" in (rows[0] if rows else {})
     print("| design | kind | stem coverage [95 % CI] |" + (" eval coverage |" if extra else "")
-          + " n | median words | run-on | cut at run-on | demo leak |")
-    print("|---|---|---|" + ("---|" if extra else "") + "---:|---:|---:|---:|---:|")
+          + " n | median words | run-on | cut at run-on | demo leak | BERTScore S recall | E precision |")
+    print("|---|---|---|" + ("---|" if extra else "") + "---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         cell = f" {r['coverage_eval']:.2f} |" if extra else ""
         print(f"| {r['design']} | {r['kind']} | {r['coverage']:.2f} [{r['ci_low']:.2f}, "
               f"{r['ci_high']:.2f}] |{cell} {r['n']} | {r['median_words']:.0f} | "
-              f"{r['run_on']:.2f} | {r['coverage_cut']:.2f} | {r['demo_leak']:.2f} |")
+              f"{r['run_on']:.2f} | {r['coverage_cut']:.2f} | {r['demo_leak']:.2f} | "
+              f"{_num(r.get('symptoms_recall'))} | {_num(r.get('anamnesis_precision'))} |")
     return 0
 
 
