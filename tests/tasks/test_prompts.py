@@ -143,3 +143,18 @@ def test_patient_phrase_agrees_with_sex_and_age():
 
 def test_fallback_example_is_one_short_sentence():
     assert PACKAGED.fallback_example.endswith(".") and len(PACKAGED.fallback_example.split()) < 15
+
+
+SYMPTOM_PAIRS = [(k, v) for k, v in PAIRS if k != "code"]
+
+
+@pytest.mark.parametrize("kind,variant", SYMPTOM_PAIRS, ids=[f"{k}/{v}" for k, v in SYMPTOM_PAIRS])
+def test_completion_ends_on_the_tasks_symptom_line_after_worked_records(kind, variant):
+    """A base model continues right after its own symptom list, in the layout of the worked
+    records before it ("Симптомы: …" then a note "Жалобы на …"), the style example first."""
+    completion = PACKAGED.render(kind, variant, FIELDS)["completion"]
+    assert completion.splitlines()[-1] == f"Симптомы: {FIELDS['symptoms']}."
+    worked = re.findall(r"^Симптомы: (.+)\.\nЖалобы на ", completion, flags=re.MULTILINE)
+    assert len(worked) >= 2 and FIELDS["symptoms"] not in worked
+    if kind == "symptoms+example":
+        assert completion.index(FIELDS["example"]) < completion.index("\nСимптомы: ")
