@@ -128,6 +128,9 @@ def test_default_stop_for_completion_is_a_blank_line_or_the_next_patient(varied_
                and "\n\n" not in r["response"] for r in read_records(tmp_path / "s.jsonl"))
     assert "\n\n" in DEFAULT_COMPLETION_STOP and "Пациент 3." in \
         DEFAULT_COMPLETION_STOP
+    # a note that runs on into the next record of the few-shot templates is cut there
+    assert cut_at_stop("Жалобы на кашель.\nСимптомы: насморк.", DEFAULT_COMPLETION_STOP) == \
+        ("Жалобы на кашель.", True)
     prompt = Prompt("t", text="Пациент 2.", echoes=("Пациент 2.",))
     text, reason = finish(" Кашель три дня. Пациент 3. Пациент 4. Пациент 5.", prompt,
                           DEFAULT_COMPLETION_STOP, hit_eos=False, tokens=20,

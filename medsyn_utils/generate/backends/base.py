@@ -17,7 +17,8 @@ PROMPT_FORMS = ("auto", "chat", "completion")
 # blank line that would start a further note, or at the next patient header of the completion
 # templates ("Пациент 3." after the example's "Пациент 1." and the task's "Пациент 2.", or a new
 # "Медицинская карта …" card), so it does not go on "Пациент 3. Пациент 4. …".
-DEFAULT_COMPLETION_STOP: tuple[str, ...] = ("\n\n", "Пациент 3.",
+# "\nСимптомы:" ends a note that runs on into a made-up next record of the few-shot templates.
+DEFAULT_COMPLETION_STOP: tuple[str, ...] = ("\n\n", "\nСимптомы:", "Пациент 3.",
                                             "Медицинская карта амбулаторного пациента")
 PROMPT_COLUMNS = {"chat": ("user_prompt",), "completion": ("completion_prompt",)}
 OPTIONAL_CHAT_COLUMN = "system_prompt"
