@@ -1,0 +1,330 @@
+"""Does a note say what it was asked to? Each sampled symptom affirmed, negated or missing.
+
+A symptom name is matched by its content words (pymorphy3 lemmas cut to a stem, spelling variants
+by rapidfuzz) standing close together in one sentence of the note; a Russian negation cue
+(``negation.yaml``) before or after the match marks it negated. Names with commas are either
+synonyms ("тошнота, рвота": either matches) or one inverted phrase ("кожа, сухая": both words).
+The thresholds were chosen on RuMedSymptomRec gold pairs of RuMedTop3 *train* visits
+(``medsyn bench matcher``).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from rapidfuzz import fuzz
+
+from medsyn_utils.core.errors import ParameterError
+from medsyn_utils.evaluate.lexicon import Token, content_words, is_adjective, is_word, lexicon, \
+    normal, tokens
+
+STATUSES = ("affirmed", "negated", "missing")
+DEFAULT_THRESHOLD = 0.75  # share of a name's content words found together (tuned on train pairs)
+DEFAULT_SLACK = 3  # extra tokens a match may span beyond the name's own words
+DEFAULT_FUZZY = 88.0  # rapidfuzz ratio for a spelling variant of a word of 5+ letters
+
+
+@dataclass(frozen=True)
+class SymptomMatch:
+    """One sampled symptom in one note."""
+
+    symptom: str
+    status: str  # affirmed | negated | missing
+    score: float  # share of its content words found together [0..1]
+    start: int | None = None  # character span of the match in the note
+    stop: int | None = None
+
+    def span_text(self, note: str) -> str:
+        return "" if self.start is None else note[self.start:self.stop]
+
+
+@dataclass
+class NoteMatch:
+    """All sampled symptoms of one note, and the knowledge-graph findings nobody asked for."""
+
+    symptoms: list[SymptomMatch]
+    unrequested: list[SymptomMatch] = field(default_factory=list)
+
+    @property
+    def coverage(self) -> float | None:
+        """Affirmed share of the sampled symptoms; None when there were none."""
+        if not self.symptoms:
+            return None
+        return sum(m.status == "affirmed" for m in self.symptoms) / len(self.symptoms)
+
+    def names(self, status: str) -> list[str]:
+        return [m.symptom for m in self.symptoms if m.status == status]
+
+
+# --------------------------------------------------------------------------- symptom lists
+
+
+def variants(name: str) -> tuple[tuple[str, ...], ...]:
+    """Content-word stems of each way a symptom name may stand in a note.
+
+    "тошнота, рвота" → two synonyms; "кожа, сухая" (single words, one of them an adjective) → one
+    phrase of both words; names without a comma → themselves.
+    """
+    parts = [p.strip() for p in name.split(",") if p.strip()]
+    if len(parts) == 2 and all(len(p.split()) == 1 for p in parts) and \
+            is_adjective(parts[1]) and not is_adjective(parts[0]):
+        parts = [" ".join(parts)]
+    found = [content_words(p) for p in parts]
+    found = [v for v in dict.fromkeys(found) if v]
+    return tuple(found) or (tuple(normal(name).split()),)
+
+
+def parse_symptoms(value: Any, vocabulary: Iterable[str] | None = None) -> list[str]:
+    """The symptom names of a table cell: a list, a JSON/Python list, or the paper's ", "-join.
+
+    A joined string is split at ", " and pieces are put back together where they form a name of
+    ``vocabulary`` (default: the knowledge graph's names), longest first, or where a single word
+    is followed by a single adjective ("кожа, сухая").
+    """
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    text = str(value).strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        for loader in (json.loads, ast.literal_eval):
+            try:
+                parsed = loader(text)
+            except (ValueError, SyntaxError):
+                continue
+            if isinstance(parsed, list):
+                return [str(v).strip() for v in parsed if str(v).strip()]
+    pieces = [p.strip() for p in text.split(",") if p.strip()]
+    known = _vocabulary() if vocabulary is None else frozenset(normal(v) for v in vocabulary)
+    names, i = [], 0
+    while i < len(pieces):
+        step = 1
+        for j in range(min(len(pieces), i + 6), i + 1, -1):
+            if normal(", ".join(pieces[i:j])) in known:
+                step = j - i
+                break
+        else:
+            if i + 1 < len(pieces) and len(pieces[i].split()) == 1 and \
+                    len(pieces[i + 1].split()) == 1 and is_adjective(pieces[i + 1]) and \
+                    not is_adjective(pieces[i]):
+                step = 2
+        names.append(", ".join(pieces[i:i + step]))
+        i += step
+    return names
+
+
+@lru_cache(maxsize=1)
+def _vocabulary() -> frozenset[str]:
+    return frozenset(normal(n) for n in kg_symptom_names())
+
+
+@lru_cache(maxsize=1)
+def kg_symptom_names() -> tuple[str, ...]:
+    """The knowledge graph's Russian symptom names (empty when the graph cannot be loaded)."""
+    try:
+        from medsyn_utils.kg.graph import load_graph
+        graph = load_graph().graph
+    except Exception:  # noqa: BLE001 - no mirror: names are parsed without the vocabulary
+        return ()
+    return tuple(sorted(node[1] for node in graph if node[0] == "symptom"))
+
+
+# --------------------------------------------------------------------------- matching
+
+
+def _similar(key: str, stem: str, fuzzy: float) -> bool:
+    if key == stem:
+        return True
+    short, long_ = sorted((key, stem), key=len)
+    if len(short) >= 4 and len(long_) - len(short) <= 3 and long_.startswith(short):
+        return True
+    return fuzzy < 100 and min(len(key), len(stem)) >= 5 and fuzz.ratio(key, stem) >= fuzzy
+
+
+def _cue_at(words: list[Token], position: int, cues: tuple[tuple[str, ...], ...]) -> bool:
+    for cue in cues:
+        chunk = words[position:position + len(cue)]
+        if len(chunk) == len(cue) and all(c in (t.text, t.lemma) for c, t in zip(cue, chunk)):
+            return True
+    return False
+
+
+def negated(note_tokens: list[Token], first: int, last: int) -> bool:
+    """Whether a Russian negation cue has the tokens ``first..last`` in its scope."""
+    lex = lexicon()
+    sentence = note_tokens[first].sentence
+    seen = 0
+    for q in range(first - 1, -1, -1):
+        token = note_tokens[q]
+        if token.sentence != sentence or token.text in lex.terminators:
+            break
+        if _cue_at(note_tokens, q, lex.pre_cues):
+            return True
+        seen += is_word(token)
+        if seen >= lex.pre_scope:
+            break
+    seen = 0
+    for q in range(last + 1, len(note_tokens)):
+        token = note_tokens[q]
+        if token.sentence != sentence or token.text in lex.terminators or \
+                token.text in lex.post_terminators:
+            break
+        if _cue_at(note_tokens, q, lex.post_cues):
+            return True
+        seen += is_word(token)
+        if seen >= lex.post_scope:
+            break
+    return False
+
+
+@dataclass(frozen=True)
+class _Hit:
+    score: float
+    first: int
+    last: int
+
+
+def _hits(keys: tuple[str, ...], note_tokens: list[Token], slack: int, fuzzy: float) -> list[_Hit]:
+    """Windows of one sentence holding the most of ``keys`` (one per anchor word)."""
+    where: list[tuple[int, int]] = []  # (token position, key number)
+    for p, token in enumerate(note_tokens):
+        if not is_word(token):
+            continue
+        for k, key in enumerate(keys):
+            if _similar(key, token.stem, fuzzy):
+                where.append((p, k))
+    if not where:
+        return []
+    width = len(keys) + slack
+    hits = []
+    for i, (p, _) in enumerate(where):
+        sentence = note_tokens[p].sentence
+        found, last = set(), p
+        for q, k in where[i:]:
+            if q - p >= width or note_tokens[q].sentence != sentence:
+                break
+            found.add(k)
+            last = q
+        hits.append(_Hit(len(found) / len(keys), p, last))
+    return hits
+
+
+class SymptomMatcher:
+    """Affirmed / negated / missing for each symptom of a note, with the matched span."""
+
+    def __init__(self, threshold: float = DEFAULT_THRESHOLD, slack: int = DEFAULT_SLACK,
+                 fuzzy: float = DEFAULT_FUZZY, unrequested: bool = True) -> None:
+        for name, value, lo, hi in (("threshold", threshold, 0.0, 1.0), ("slack", slack, 0, 50),
+                                    ("fuzzy", fuzzy, 50.0, 100.0)):
+            if not isinstance(value, (int, float)) or not np.isfinite(value) or not lo <= value <= hi:
+                raise ParameterError(f"matcher {name}={value!r} is out of range: use {lo}..{hi}")
+        self.threshold, self.slack, self.fuzzy = float(threshold), int(slack), float(fuzzy)
+        self.find_unrequested = unrequested
+        self._index: dict[str, list[tuple[str, tuple[str, ...]]]] | None = None
+
+    def match_symptom(self, name: str, note_tokens: list[Token]) -> SymptomMatch:
+        best: tuple[float, bool, _Hit] | None = None  # (score, affirmed, hit)
+        for keys in variants(name):
+            for hit in _hits(keys, note_tokens, self.slack, self.fuzzy):
+                if hit.score >= self.threshold:
+                    affirmed = not negated(note_tokens, hit.first, hit.last)
+                    candidate = (hit.score, affirmed, hit)
+                    if best is None or (affirmed, hit.score) > (best[1], best[0]):
+                        best = candidate
+                elif best is None or (best[0] < self.threshold and hit.score > best[0]):
+                    best = (hit.score, False, hit)
+        if best is None:
+            return SymptomMatch(name, "missing", 0.0)
+        score, affirmed, hit = best
+        if score < self.threshold:
+            return SymptomMatch(name, "missing", score)
+        return SymptomMatch(name, "affirmed" if affirmed else "negated", score,
+                            note_tokens[hit.first].start, note_tokens[hit.last].stop)
+
+    def match(self, note: str, symptoms: Sequence[str], example: str | None = None) -> NoteMatch:
+        """Every sampled symptom of ``note``; with the graph, the findings nobody asked for."""
+        note_tokens = tokens(str(note or ""))
+        matches = [self.match_symptom(s, note_tokens) for s in symptoms]
+        extra = self._unrequested(note_tokens, matches, symptoms, example) \
+            if self.find_unrequested else []
+        return NoteMatch(matches, extra)
+
+    # ------------------------------------------------------------------ unrequested findings
+
+    def _kg_index(self) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
+        if self._index is None:
+            self._index = build_index(kg_symptom_names())
+        return self._index
+
+    def _graph_mentions(self, note_tokens: list[Token]) -> list[SymptomMatch]:
+        stems = {t.stem for t in note_tokens if is_word(t)}
+        seen, found = set(), []
+        for stem_ in stems:
+            for name, keys in self._kg_index().get(stem_, ()):
+                if (name, keys) in seen or not set(keys) <= stems:
+                    continue
+                seen.add((name, keys))
+                for hit in _hits(keys, note_tokens, self.slack, 100.0):
+                    if hit.score == 1.0:
+                        status = "negated" if negated(note_tokens, hit.first, hit.last) else "affirmed"
+                        found.append(SymptomMatch(name, status, 1.0, note_tokens[hit.first].start,
+                                                  note_tokens[hit.last].stop))
+        return found
+
+    def _unrequested(self, note_tokens: list[Token], matches: list[SymptomMatch],
+                     symptoms: Sequence[str], example: str | None) -> list[SymptomMatch]:
+        asked = {normal(s) for s in symptoms}
+        covered = [(m.start, m.stop) for m in matches if m.start is not None]
+        in_example = {m.symptom for m in self._graph_mentions(tokens(example))} if example else set()
+        candidates = [m for m in self._graph_mentions(note_tokens)
+                      if m.status == "affirmed" and normal(m.symptom) not in asked
+                      and m.symptom not in in_example
+                      and not any(a < m.stop and m.start < b for a, b in covered)]
+        # one finding per place: the longest span, then the first name
+        candidates.sort(key=lambda m: (-(m.stop - m.start), m.start, m.symptom))
+        kept: list[SymptomMatch] = []
+        for m in candidates:
+            if not any(k.start <= m.start and m.stop <= k.stop for k in kept):
+                kept.append(m)
+        return sorted(kept, key=lambda m: m.start)
+
+
+def build_index(names: Iterable[str]) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
+    """Each symptom name's variants, filed under every content-word stem."""
+    index: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for name in names:
+        for keys in variants(name):
+            for key in set(keys):
+                index.setdefault(key, []).append((name, keys))
+    return index
+
+
+@lru_cache(maxsize=4)
+def default_matcher(unrequested: bool = False) -> SymptomMatcher:
+    return SymptomMatcher(unrequested=unrequested)
+
+
+def match_note(note: str, symptoms: Sequence[str], example: str | None = None) -> NoteMatch:
+    """Affirmed / negated / missing for each symptom, and unrequested graph findings."""
+    return default_matcher(True).match(note, symptoms, example)
+
+
+def symptom_coverage(note: str, symptoms: list[str]) -> float:
+    """Share of ``symptoms`` the note affirms (a negated or absent symptom does not count).
+
+    ``symptoms`` is a list of names (a name may contain a comma, "кожа, сухая"); to read a cell
+    of a table such as "кашель, кожа, сухая" use :func:`parse_symptoms` first.
+    """
+    if isinstance(symptoms, str):
+        symptoms = parse_symptoms(symptoms)
+    if not symptoms:
+        raise ParameterError("symptom_coverage: no symptoms given: pass a non-empty list of names")
+    coverage = default_matcher(False).match(note, list(symptoms)).coverage
+    return float(coverage)  # never None here: the list is not empty
