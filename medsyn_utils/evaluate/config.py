@@ -1,0 +1,32 @@
+"""Parameters of the evaluation stage (notebook 08, ``medsyn evaluate``), typed and checked.
+
+Shaped like the kit's per-stage configs: pydantic v2, unknown names refused, finite numbers in
+range, choices as ``Literal``. Notebook 08's parameters cell has the same names and defaults.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from medsyn_utils.evaluate.faithfulness import DEFAULT_FUZZY, DEFAULT_SLACK, DEFAULT_THRESHOLD
+
+
+class EvaluationConfig(BaseModel):
+    """Per-symptom faithfulness, unrequested findings and their summary per model × prior."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=True)
+
+    input_path: str = Field("", description="scored table to evaluate (the kit's scored.parquet "
+                            "or a CSV in the published layout); empty means the run folder's")
+    threshold: float = Field(DEFAULT_THRESHOLD, ge=0.0, le=1.0, description="share of a symptom "
+                             "name's content words that must stand together in one sentence")
+    slack: int = Field(DEFAULT_SLACK, ge=0, le=50, description="extra tokens a match may span "
+                       "beyond the symptom name's own words")
+    fuzzy: float = Field(DEFAULT_FUZZY, ge=50.0, le=100.0, description="rapidfuzz ratio for a "
+                         "spelling variant of a word of five or more letters; 100 turns it off")
+    unrequested: bool = Field(True, description="list knowledge-graph symptoms a note affirms "
+                              "that were neither sampled nor in its style example")
+    bootstrap: int = Field(200, ge=0, le=100_000, description="bootstrap resamples for the "
+                           "intervals of the summary; 0 gives none")
+    seed: int = Field(0, ge=0, description="seed of the bootstrap")
+    show_notes: int = Field(3, ge=0, le=1000, description="notes shown highlighted in the notebook")
