@@ -24,9 +24,11 @@ def _options(parser: argparse.ArgumentParser) -> None:
         if kind is bool:
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
                                 default=field.default, help=field.description)
+        elif typing.get_origin(kind) is typing.Literal:
+            parser.add_argument(flag, dest=name, choices=typing.get_args(kind),
+                                default=field.default, help=field.description)
         else:
-            caster = kind if kind in (int, float, str) else typing.get_args(kind)[0]
-            parser.add_argument(flag, dest=name, type=caster, default=field.default,
+            parser.add_argument(flag, dest=name, type=kind, default=field.default,
                                 help=f"{field.description} (default {field.default})")
 
 

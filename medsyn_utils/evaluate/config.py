@@ -6,6 +6,8 @@ range, choices as ``Literal``. Notebook 08's parameters cell has the same names 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from medsyn_utils.evaluate.faithfulness import DEFAULT_FUZZY, DEFAULT_SLACK, DEFAULT_THRESHOLD
@@ -26,6 +28,10 @@ class EvaluationConfig(BaseModel):
                          "spelling variant of a word of five or more letters; 100 turns it off")
     unrequested: bool = Field(True, description="list knowledge-graph symptoms a note affirms "
                               "that were neither sampled nor in its style example")
+    corpus: bool = Field(True, description="add the corpus metrics (evaluate.corpus: realism, "
+                         "diversity, privacy, fairness) against real notes of the mirror")
+    corpus_reference: Literal["full", "complaints"] = Field(
+        "full", description="real notes the corpus metrics compare with: full notes or complaints")
     bootstrap: int = Field(200, ge=0, le=100_000, description="bootstrap resamples for the "
                            "intervals of the summary; 0 gives none")
     seed: int = Field(0, ge=0, description="seed of the bootstrap")

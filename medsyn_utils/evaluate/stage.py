@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from medsyn_utils.core import artefacts
-from medsyn_utils.core.errors import InputTableError
+from medsyn_utils.core.errors import InputTableError, MedsynError
 from medsyn_utils.core.provenance import write_atomic, write_json_atomic
 from medsyn_utils.evaluate.config import EvaluationConfig
 from medsyn_utils.evaluate.faithfulness import SymptomMatcher, parse_symptoms
@@ -113,14 +113,33 @@ def summarise(notes: pd.DataFrame, bootstrap: int = 200, seed: int = 0) -> dict[
             "interval": "95 % percentile bootstrap over notes", "groups": groups}
 
 
-def corpus_part(scored: pd.DataFrame) -> dict[str, Any] | None:
-    """The corpus metrics' summary (``evaluate.corpus.corpus_summary``) where that module exists."""
+def corpus_part(scored: pd.DataFrame, notes: pd.DataFrame, out: Path,
+                config: EvaluationConfig) -> tuple[dict[str, Any] | None, pd.DataFrame | None]:
+    """The corpus metrics (``evaluate.corpus.corpus_summary``) where that module exists, and its
+    per-note columns; a metric that cannot be computed is recorded as skipped with the reason."""
+    if not config.corpus:
+        return {"skipped": "corpus: false"}, None
     try:
-        from medsyn_utils.evaluate import corpus  # written by the corpus metrics' work
+        from medsyn_utils.evaluate import corpus  # the corpus metrics' module
     except ImportError:
-        return None
+        return None, None
     function = getattr(corpus, "corpus_summary", None)
-    return None if function is None else function(scored)
+    if function is None:
+        return None, None
+    embed = getattr(corpus, "default_embed", None) or corpus.hashed_ngram_embed
+    frame = scored.copy()
+    if "idx" not in frame.columns:
+        frame["idx"] = [f"n{i}" for i in range(len(frame))]
+    try:
+        train, heldout = corpus.real_reference(config.corpus_reference)
+        result = function(frame, train, heldout, embed=embed, out_dir=out, seed=config.seed,
+                          per_note=notes[["idx", "symptom_coverage", "unrequested_count"]]
+                          if "idx" in notes.columns else None)
+    except MedsynError as error:
+        return {"skipped": str(error)}, None
+    per_note = result.pop("per_note", None)
+    result["embed"] = getattr(embed, "__name__", str(embed))
+    return result, per_note
 
 
 def _cell(value: dict[str, Any]) -> str:
@@ -168,6 +187,8 @@ def run_evaluation(input_path: str | Path, out: str | Path, config: EvaluationCo
     summary = summarise(notes, config.bootstrap, config.seed)
     summary["config"] = config.model_dump()
     summary["input"] = str(input_path)
-    summary["corpus"] = corpus_part(frame)
+    summary["corpus"], per_note = corpus_part(frame, notes, Path(out), config)
+    if per_note is not None and "idx" in notes.columns and len(per_note):
+        notes = notes.merge(per_note, on="idx", how="left", suffixes=("", "_corpus"))
     write_outputs(out, notes, summary, str(input_path))
     return notes, summary
