@@ -198,6 +198,7 @@ def corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout: 
     held_dcr, _ = privacy.closest_records(held_vecs, train_vecs)
     spans = privacy.SpanIndex(train["text"].tolist(), train["idx"].tolist())
     found = [spans.longest_span(t) for t in frame["response"]]
+    held_spans = np.array([spans.longest_span(t).words for t in heldout["text"]])
     out = pd.DataFrame({"idx": frame["idx"].to_numpy(), "dcr": dcr,
                         "dcr_visit_id": train["idx"].to_numpy()[where],
                         "copied_span": [s.text or None for s in found],
@@ -300,7 +301,9 @@ def corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout: 
         part = out.iloc[rows]
         entry["privacy"] = {
             "dcr": privacy.dcr_comparison(part["dcr"].to_numpy(), held_dcr, seed=rng_seed, boot=BOOTSTRAP),
-            "copied_share": float((part["copied_words"] >= privacy.MIN_SPAN_WORDS).mean()),
+            "copied_share": _metric(float((part["copied_words"] >= privacy.MIN_SPAN_WORDS).mean()),
+                                    float((held_spans >= privacy.MIN_SPAN_WORDS).mean())),
+            "copied_words_median": _metric(float(part["copied_words"].median()), float(np.median(held_spans))),
             "copied_from_example_share": float(part["copied_from_example"].mean()),
             "max_copied_words": int(part["copied_words"].max()),
             "example_similarity": _metric(
