@@ -20,8 +20,11 @@ class EvaluationConfig(BaseModel):
 
     input_path: str = Field("", description="scored table to evaluate (the kit's scored.parquet "
                             "or a CSV in the published layout); empty means the run folder's")
-    threshold: float = Field(DEFAULT_THRESHOLD, ge=0.0, le=1.0, description="share of a symptom "
-                             "name's content words that must stand together in one sentence")
+    detector: Literal["learned", "rule"] = Field(
+        "learned", description="learned: match features combined by a model trained on gold "
+        "pairs of train visits (its own threshold); rule: the share of a name's words only")
+    threshold: float = Field(DEFAULT_THRESHOLD, ge=0.0, le=1.0, description="rule detector: share "
+                             "of a symptom name's content words that must stand together")
     slack: int = Field(DEFAULT_SLACK, ge=0, le=50, description="extra tokens a match may span "
                        "beyond the symptom name's own words")
     fuzzy: float = Field(DEFAULT_FUZZY, ge=50.0, le=100.0, description="rapidfuzz ratio for a "

@@ -24,6 +24,7 @@ from medsyn_utils.evaluate.lexicon import Token, content_words, is_adjective, is
     normal, tokens
 
 STATUSES = ("affirmed", "negated", "missing")
+DETECTORS = ("learned", "rule")  # learned: evaluate.detector on the match features; rule: share only
 DEFAULT_THRESHOLD = 0.75  # share of a name's content words found together (tuned on train pairs)
 DEFAULT_SLACK = 3  # extra tokens a match may span beyond the name's own words
 DEFAULT_FUZZY = 88.0  # rapidfuzz ratio for a spelling variant of a word of 5+ letters
@@ -189,6 +190,7 @@ class _Hit:
     score: float
     first: int
     last: int
+    found: frozenset[int] = frozenset()
 
 
 def _hits(keys: tuple[str, ...], note_tokens: list[Token], slack: int, fuzzy: float) -> list[_Hit]:
@@ -212,7 +214,7 @@ def _hits(keys: tuple[str, ...], note_tokens: list[Token], slack: int, fuzzy: fl
                 break
             found.add(k)
             last = q
-        hits.append(_Hit(len(found) / len(keys), p, last))
+        hits.append(_Hit(len(found) / len(keys), p, last, frozenset(found)))
     return hits
 
 
@@ -220,13 +222,18 @@ class SymptomMatcher:
     """Affirmed / negated / missing for each symptom of a note, with the matched span."""
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD, slack: int = DEFAULT_SLACK,
-                 fuzzy: float = DEFAULT_FUZZY, unrequested: bool = True) -> None:
+                 fuzzy: float = DEFAULT_FUZZY, unrequested: bool = True,
+                 detector: str = "learned") -> None:
         for name, value, lo, hi in (("threshold", threshold, 0.0, 1.0), ("slack", slack, 0, 50),
                                     ("fuzzy", fuzzy, 50.0, 100.0)):
             if not isinstance(value, (int, float)) or not np.isfinite(value) or not lo <= value <= hi:
                 raise ParameterError(f"matcher {name}={value!r} is out of range: use {lo}..{hi}")
         self.threshold, self.slack, self.fuzzy = float(threshold), int(slack), float(fuzzy)
+        if detector not in DETECTORS:
+            raise ParameterError(f"matcher detector={detector!r} is unknown: use one of "
+                                 f"{', '.join(DETECTORS)}")
         self.find_unrequested = unrequested
+        self.detector = detector
         self._index: dict[str, list[tuple[str, tuple[str, ...]]]] | None = None
 
     def match_symptom(self, name: str, note_tokens: list[Token]) -> SymptomMatch:
@@ -248,10 +255,50 @@ class SymptomMatcher:
         return SymptomMatch(name, "affirmed" if affirmed else "negated", score,
                             note_tokens[hit.first].start, note_tokens[hit.last].stop)
 
+    def pair_features(self, name: str, note: str, note_tokens: list[Token], detector
+                      ) -> tuple[np.ndarray, list[_Hit]]:
+        """The detector's features of one (note, symptom) pair, and every window found."""
+        from medsyn_utils.evaluate.detector import features
+
+        keys_list = variants(name)
+        hits = [_hits(keys, note_tokens, self.slack, self.fuzzy) for keys in keys_list]
+        return (features(name, keys_list, note, note_tokens, hits, detector.weight),
+                [hit for windows in hits for hit in windows])
+
+    def _learned(self, note: str, symptoms: Sequence[str], note_tokens: list[Token]
+                 ) -> list[SymptomMatch]:
+        from medsyn_utils.evaluate.detector import load_detector
+
+        if not symptoms:
+            return []
+        detector = load_detector()
+        pairs = [self.pair_features(s, note, note_tokens, detector) for s in symptoms]
+        chances = detector.model.predict_proba(np.vstack([f for f, _ in pairs]))[:, 1]
+        out = []
+        for name, (_, hits), chance in zip(symptoms, pairs, chances):
+            if chance < detector.threshold:
+                out.append(SymptomMatch(name, "missing", float(chance)))
+                continue
+            if not hits:
+                out.append(SymptomMatch(name, "affirmed", float(chance)))
+                continue
+            top = max(h.score for h in hits)
+            best = [h for h in hits if h.score == top]
+            hit = next((h for h in best if not negated(note_tokens, h.first, h.last)), None)
+            status = "negated" if hit is None else "affirmed"
+            hit = hit or best[0]
+            out.append(SymptomMatch(name, status, float(chance), note_tokens[hit.first].start,
+                                    note_tokens[hit.last].stop))
+        return out
+
     def match(self, note: str, symptoms: Sequence[str], example: str | None = None) -> NoteMatch:
         """Every sampled symptom of ``note``; with the graph, the findings nobody asked for."""
-        note_tokens = tokens(str(note or ""))
-        matches = [self.match_symptom(s, note_tokens) for s in symptoms]
+        note = str(note or "")
+        note_tokens = tokens(note)
+        if self.detector == "learned":
+            matches = self._learned(note, list(symptoms), note_tokens)
+        else:
+            matches = [self.match_symptom(s, note_tokens) for s in symptoms]
         extra = self._unrequested(note_tokens, matches, symptoms, example) \
             if self.find_unrequested else []
         return NoteMatch(matches, extra)
@@ -308,6 +355,7 @@ def build_index(names: Iterable[str]) -> dict[str, list[tuple[str, tuple[str, ..
 
 @lru_cache(maxsize=4)
 def default_matcher(unrequested: bool = False) -> SymptomMatcher:
+    """The stage's matcher (learned detector) with or without unrequested findings."""
     return SymptomMatcher(unrequested=unrequested)
 
 

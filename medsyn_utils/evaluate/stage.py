@@ -47,7 +47,8 @@ def evaluate_notes(frame: pd.DataFrame, text_column: str = "response",
     from tqdm.auto import tqdm
 
     config = config or EvaluationConfig()
-    matcher = SymptomMatcher(config.threshold, config.slack, config.fuzzy, config.unrequested)
+    matcher = SymptomMatcher(config.threshold, config.slack, config.fuzzy, config.unrequested,
+                             config.detector)
     examples = frame["anamnesis"] if "anamnesis" in frame.columns else [None] * len(frame)
     rows = []
     for i, (note, cell, example) in enumerate(tqdm(
