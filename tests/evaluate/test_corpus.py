@@ -96,3 +96,13 @@ def test_bad_inputs_are_named(real):
                               out_dir=None, seed=0)
     with pytest.raises(InputTableError, match="embed returned"):
         corpus.corpus_summary(notes, train, heldout, embed=lambda t: np.zeros((1, 3)), out_dir=None, seed=0)
+
+
+def test_e5_embed_is_the_packaged_encoder_and_caches_each_distinct_text(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDSYN_CACHE_DIR", str(tmp_path))
+    texts = ["Болит горло три дня.", "Сухой кашель по ночам.", "Болит горло три дня."]
+    first = corpus.e5_embed(texts)
+    assert first.shape == (3, 384) and np.allclose(np.linalg.norm(first, axis=1), 1, atol=1e-4)
+    assert np.allclose(first[0], first[2]) and not np.allclose(first[0], first[1])
+    assert len(list(tmp_path.rglob("*.npy"))) == 2
+    assert np.array_equal(corpus.e5_embed(texts[::-1]), first[::-1])

@@ -45,3 +45,12 @@ def test_self_bleu_is_one_for_copies_and_low_for_different_notes():
 def test_vendi_is_one_for_identical_and_n_for_orthogonal_embeddings():
     assert diversity.vendi_score(np.ones((6, 4))) == pytest.approx(1.0)
     assert diversity.vendi_score(np.eye(5)) == pytest.approx(5.0)
+
+
+def test_fast_self_bleu_equals_the_mean_of_sentence_bleu_against_the_others():
+    texts = [NOTE, *OTHERS, NOTE.replace("горле", "ухе"), OTHERS[0] + " " + NOTE, "боль", ""]
+    tokens = [diversity.words(t) for t in texts]
+    pick = np.random.default_rng(7).choice(len(texts), size=len(texts), replace=False)
+    expected = np.mean([diversity.sentence_bleu(tokens[i], [tokens[j] for j in pick if j != i])
+                        for i in pick])
+    assert diversity.self_bleu(texts, sample=len(texts), seed=7)["mean"] == pytest.approx(expected)
