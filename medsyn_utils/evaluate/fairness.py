@@ -1,7 +1,8 @@
 """Fairness: per-note measures by the task's sex and age group with bootstrap intervals, and a
 sex-consistency check of the note's grammar against the task's sex.
 
-The check reads past-tense verbs, short adjectives and short participles in the singular whose
+The check reads past-tense verbs and short adjectives in the singular (short participles are left
+out: in notes they are mostly about findings, "СД диагностирован") whose
 subject is the patient: the clause has no nominative noun before the word, or the nearest one is
 a word for the patient ("пациент", "больная", "она", "я", …). "Боль усилилась" is about the pain
 and is skipped; "заболела остро", "пациент жаловалась", "она обратилась" are feminine evidence.
@@ -31,6 +32,12 @@ GENDERED_PATIENT_LEMMAS = {
     "пациентка": "female", "женщина": "female", "девушка": "female", "девочка": "female",
     "мужчина": "male", "юноша": "male", "мальчик": "male", "парень": "male",
 }
+# Verbs that in notes are about a symptom with its subject left out ("появилась 3 дня назад").
+SYMPTOM_VERBS = frozenset({
+    "появиться", "возникнуть", "усилиться", "уменьшиться", "закончиться", "начаться", "развиться",
+    "развиваться", "сохраняться", "нарастать", "снизиться", "повыситься", "подняться", "купироваться",
+    "беспокоить", "отечь", "пройти", "стать", "исчезнуть", "участиться", "ухудшиться", "улучшиться",
+})
 CLAUSE = re.compile(r"[.!?;:\n()]+|,\s*(?:что|который|которая|когда|так как|но|а)\b")
 TOKEN = re.compile(r"[А-Яа-яЁё]+")
 
@@ -50,7 +57,9 @@ def _word_info(word: str) -> tuple[str | None, bool, str | None]:
     first = parses[0]
     tag = first.tag
     gender = None
-    if ((tag.POS == "VERB" and "past" in tag) or tag.POS in ("ADJS", "PRTS")) and "sing" in tag:
+    if first.normal_form in SYMPTOM_VERBS or not _morph().word_is_known(word):
+        pass
+    elif ((tag.POS == "VERB" and "past" in tag) or tag.POS == "ADJS") and "sing" in tag:
         gender = {"masc": "male", "femn": "female"}.get(tag.gender)
     nominative = any(p.tag.POS in ("NOUN", "NPRO") and "nomn" in p.tag and p.score >= 0.05
                      for p in parses)
