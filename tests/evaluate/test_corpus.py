@@ -29,6 +29,7 @@ def _notes(train: pd.DataFrame, heldout: pd.DataFrame) -> pd.DataFrame:
         "category": heldout["code"].iloc[20:60].to_numpy(),
         "anamnesis": train["text"].iloc[:40].to_numpy(), "example_visit_id": train["idx"].iloc[:40].to_numpy(),
         "sex": ["male", "female"] * 20, "age": np.arange(40) * 2 + 10,
+        "symptoms_recall": np.r_[np.full(20, 0.9), np.full(20, 0.7)] + np.tile([0.0, -0.2], 20),
     })
 
 
@@ -68,6 +69,9 @@ def test_corpus_summary_known_answers(real, tmp_path):
     fair = groups["A"]["fairness"]["by"]
     assert set(fair) == {"sex", "age_group"} and "coverage" in fair["sex"] and "label" not in fair["sex"]
     assert fair["sex"]["coverage"]["groups"]["male"]["n"] == 10
+    # model A: men 0.9, women 0.7 → a gap of 0.2 in symptoms_recall, with an interval around it
+    recall = fair["sex"]["symptoms_recall"]
+    assert recall["gap"] == pytest.approx(0.2) and recall["groups"]["female"]["mean"] == pytest.approx(0.7)
 
 
 def test_real_notes_against_themselves_sit_at_the_ceiling(real):
