@@ -209,6 +209,18 @@ def corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout: 
     Writes :data:`NEAR_DUPLICATE_FILE` into ``out_dir`` when given."""
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"seed {seed!r} must be a non-negative integer")
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS/OpenMP thread: the matrices are small (≤ a few thousand × 384), and on a shared
+    # 2-core machine spinning threads made an eigendecomposition 100× slower than one thread.
+    with threadpool_limits(limits=1):
+        return _corpus_summary(notes, real_train, real_heldout, embed=embed, out_dir=out_dir,
+                               seed=int(seed), group_columns=group_columns, per_note=per_note)
+
+
+def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout: pd.DataFrame, *,
+                    embed: Embed, out_dir: Path | None, seed: int, group_columns: Sequence[str],
+                    per_note: pd.DataFrame | None) -> dict:
     timer = _Timer()
     group_columns = list(group_columns)
     frame = _notes(notes, group_columns)

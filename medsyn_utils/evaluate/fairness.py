@@ -122,7 +122,7 @@ def group_means(frame: pd.DataFrame, by: str, column: str, *, seed: int, boot: i
     out: dict = {"groups": {}, "gap": None, "gap_ci": None, "n": int(len(data))}
     draws = {}
     for name, values in groups.items():
-        means = np.array([values[rng.integers(0, len(values), len(values))].mean() for _ in range(boot)])
+        means = values[rng.integers(0, len(values), (boot, len(values)))].mean(1)
         draws[name] = means
         out["groups"][name] = {"mean": float(values.mean()), "n": int(len(values)),
                                "ci": [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]}

@@ -41,10 +41,10 @@ def rank_auc(positive: np.ndarray, negative: np.ndarray) -> float | None:
     pos, neg = np.asarray(positive, float), np.asarray(negative, float)
     if len(pos) == 0 or len(neg) == 0:
         return None
-    from sklearn.metrics import roc_auc_score
-
-    labels = np.r_[np.ones(len(pos), int), np.zeros(len(neg), int)]
-    return float(roc_auc_score(labels, np.r_[pos, neg]))
+    neg_sorted = np.sort(neg)
+    below = np.searchsorted(neg_sorted, pos, side="left")
+    ties = np.searchsorted(neg_sorted, pos, side="right") - below
+    return float((below.sum() + 0.5 * ties.sum()) / (len(pos) * len(neg)))
 
 
 def dcr_comparison(synthetic_dcr: np.ndarray, heldout_dcr: np.ndarray, *, seed: int,

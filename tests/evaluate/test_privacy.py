@@ -49,3 +49,13 @@ def test_pair_similarity_of_aligned_rows():
     a = np.array([[1.0, 0.0], [1.0, 1.0]])
     assert privacy.pair_similarity(a, a) == pytest.approx([1.0, 1.0])
     assert privacy.pair_similarity(a, np.array([[0.0, 1.0], [-1.0, -1.0]])) == pytest.approx([0.0, -1.0])
+
+
+def test_rank_auc_counts_ties_half_and_matches_sklearn():
+    from sklearn.metrics import roc_auc_score
+
+    assert privacy.rank_auc(np.array([1.0, 1.0]), np.array([1.0])) == pytest.approx(0.5)
+    rng = np.random.default_rng(1)
+    pos, neg = rng.integers(0, 5, 40).astype(float), rng.integers(0, 4, 30).astype(float)
+    expected = roc_auc_score(np.r_[np.ones(40), np.zeros(30)], np.r_[pos, neg])
+    assert privacy.rank_auc(pos, neg) == pytest.approx(expected)
