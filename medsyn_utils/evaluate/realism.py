@@ -9,6 +9,7 @@ in [0, 1]) — never a KL that is infinite when vocabularies differ.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from collections import Counter
 from collections.abc import Sequence
 
@@ -32,6 +33,23 @@ def sentence_count(text: str) -> int:
     return max(1, ends + (0 if re.search(r"[.!?…]\s*$", text) else 1))
 
 
+@contextmanager
+def _quiet_stderr():
+    """Silence writes to file descriptor 2 (C++ libraries) for the duration of the block."""
+    import os
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def mauve_scores(p_features: np.ndarray, q_features: np.ndarray, *, seeds: Sequence[int],
                  num_buckets: int | str = "auto") -> dict:
     """MAUVE on precomputed features, once per k-means seed: mean, spread (std) and the values.
@@ -43,9 +61,10 @@ def mauve_scores(p_features: np.ndarray, q_features: np.ndarray, *, seeds: Seque
     q = np.asarray(q_features, dtype=np.float32)
     values = []
     for seed in seeds:
-        out = mauve.compute_mauve(p_features=p, q_features=q, num_buckets=num_buckets,
-                                  seed=int(seed), kmeans_num_redo=1, kmeans_max_iter=100,
-                                  verbose=False, device_id=-1)
+        with _quiet_stderr():  # faiss prints a warning per k-means run on small sets
+            out = mauve.compute_mauve(p_features=p, q_features=q, num_buckets=num_buckets,
+                                      seed=int(seed), kmeans_num_redo=1, kmeans_max_iter=100,
+                                      verbose=False, device_id=-1)
         values.append(float(out.mauve))
     arr = np.asarray(values)
     return {"mean": float(arr.mean()), "spread": float(arr.std()), "values": values,
