@@ -140,6 +140,7 @@ def kg_symptom_names() -> tuple[str, ...]:
 # --------------------------------------------------------------------------- matching
 
 
+@lru_cache(maxsize=500_000)
 def _similar(key: str, stem: str, fuzzy: float) -> bool:
     if key == stem:
         return True
@@ -265,43 +266,49 @@ class SymptomMatcher:
         return (features(name, keys_list, note, note_tokens, hits, detector.weight),
                 [hit for windows in hits for hit in windows])
 
-    def _learned(self, note: str, symptoms: Sequence[str], note_tokens: list[Token]
-                 ) -> list[SymptomMatch]:
+    def _decide(self, name: str, hits: list[_Hit], chance: float, threshold: float,
+                note_tokens: list[Token]) -> SymptomMatch:
+        """The learned detector's call for one symptom: missing, else negated or affirmed at the
+        best window (affirmed wins where one of the best windows is not negated)."""
+        if chance < threshold:
+            return SymptomMatch(name, "missing", float(chance))
+        if not hits:
+            return SymptomMatch(name, "affirmed", float(chance))
+        top = max(h.score for h in hits)
+        best = [h for h in hits if h.score == top]
+        hit = next((h for h in best if not negated(note_tokens, h.first, h.last)), None)
+        status = "negated" if hit is None else "affirmed"
+        hit = hit or best[0]
+        return SymptomMatch(name, status, float(chance), note_tokens[hit.first].start,
+                            note_tokens[hit.last].stop)
+
+    def match_many(self, notes: Sequence[str], symptom_lists: Sequence[Sequence[str]],
+                   examples: Sequence[str | None] | None = None) -> list[NoteMatch]:
+        """:meth:`match` for many notes, the learned detector called once for all their pairs."""
         from medsyn_utils.evaluate.detector import load_detector
 
-        if not symptoms:
-            return []
-        detector = load_detector()
-        pairs = [self.pair_features(s, note, note_tokens, detector) for s in symptoms]
-        chances = detector.model.predict_proba(np.vstack([f for f, _ in pairs]))[:, 1]
-        out = []
-        for name, (_, hits), chance in zip(symptoms, pairs, chances):
-            if chance < detector.threshold:
-                out.append(SymptomMatch(name, "missing", float(chance)))
-                continue
-            if not hits:
-                out.append(SymptomMatch(name, "affirmed", float(chance)))
-                continue
-            top = max(h.score for h in hits)
-            best = [h for h in hits if h.score == top]
-            hit = next((h for h in best if not negated(note_tokens, h.first, h.last)), None)
-            status = "negated" if hit is None else "affirmed"
-            hit = hit or best[0]
-            out.append(SymptomMatch(name, status, float(chance), note_tokens[hit.first].start,
-                                    note_tokens[hit.last].stop))
-        return out
+        examples = list(examples) if examples is not None else [None] * len(notes)
+        texts = [str(n or "") for n in notes]
+        all_tokens = [tokens(t) for t in texts]
+        if self.detector == "rule":
+            per_note = [[self.match_symptom(s, toks) for s in names]
+                        for names, toks in zip(symptom_lists, all_tokens)]
+        else:
+            detector = load_detector()
+            pairs = [[self.pair_features(s, text, toks, detector) for s in names]
+                     for text, names, toks in zip(texts, symptom_lists, all_tokens)]
+            rows = [f for note_pairs in pairs for f, _ in note_pairs]
+            chances = iter(detector.model.predict_proba(np.vstack(rows))[:, 1] if rows else [])
+            per_note = [[self._decide(name, hits, next(chances), detector.threshold, toks)
+                         for name, (_, hits) in zip(names, note_pairs)]
+                        for names, note_pairs, toks in zip(symptom_lists, pairs, all_tokens)]
+        return [NoteMatch(matches, self._unrequested(toks, matches, names, example)
+                          if self.find_unrequested else [])
+                for matches, toks, names, example in zip(per_note, all_tokens, symptom_lists, examples)]
 
     def match(self, note: str, symptoms: Sequence[str], example: str | None = None) -> NoteMatch:
         """Every sampled symptom of ``note``; with the graph, the findings nobody asked for."""
-        note = str(note or "")
-        note_tokens = tokens(note)
-        if self.detector == "learned":
-            matches = self._learned(note, list(symptoms), note_tokens)
-        else:
-            matches = [self.match_symptom(s, note_tokens) for s in symptoms]
-        extra = self._unrequested(note_tokens, matches, symptoms, example) \
-            if self.find_unrequested else []
-        return NoteMatch(matches, extra)
+        return self.match_many([note], [list(symptoms)], [example])[0]
 
     # ------------------------------------------------------------------ unrequested findings
 

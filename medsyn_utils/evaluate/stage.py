@@ -23,6 +23,7 @@ from medsyn_utils.evaluate.faithfulness import SymptomMatcher, parse_symptoms
 TEXT_COLUMNS = ("response", "text", "note")
 GROUPS = ("generation_model", "prior")
 OUTPUTS = ("evaluation.parquet", "evaluation.json", "evaluation.md")
+CHUNK = 128  # notes per call of the learned detector (one model call per chunk, and the bar moves)
 
 
 def read_input(path: str | Path) -> tuple[pd.DataFrame, str]:
@@ -50,16 +51,19 @@ def evaluate_notes(frame: pd.DataFrame, text_column: str = "response",
     matcher = SymptomMatcher(config.threshold, config.slack, config.fuzzy, config.unrequested,
                              config.detector)
     examples = frame["anamnesis"] if "anamnesis" in frame.columns else [None] * len(frame)
+    examples = [e if isinstance(e, str) and e.strip() else None for e in examples]
+    texts = [n if isinstance(n, str) else "" for n in frame[text_column]]
+    lists = [parse_symptoms(cell) for cell in frame["symptoms"]]
+    results = []
+    with tqdm(total=len(texts), desc="faithfulness", unit="note", disable=not progress) as bar:
+        for start in range(0, len(texts), CHUNK):
+            part = slice(start, start + CHUNK)
+            results += matcher.match_many(texts[part], lists[part], examples[part])
+            bar.update(len(texts[part]))
     rows = []
-    for i, (note, cell, example) in enumerate(tqdm(
-            list(zip(frame[text_column], frame["symptoms"], examples)), desc="faithfulness",
-            unit="note", disable=not progress)):
-        names = parse_symptoms(cell)
-        example = example if isinstance(example, str) and example.strip() else None
-        note = note if isinstance(note, str) else ""
-        result = matcher.match(note, names, example)
+    for names, result in zip(lists, results):
         rows.append({
-            "row": i, "n_symptoms": len(names), "symptom_coverage": result.coverage,
+            "n_symptoms": len(names), "symptom_coverage": result.coverage,
             "symptoms_affirmed": result.names("affirmed"), "symptoms_negated": result.names("negated"),
             "symptoms_missing": result.names("missing"),
             "n_negated": len(result.names("negated")), "n_missing": len(result.names("missing")),
@@ -76,7 +80,7 @@ def evaluate_notes(frame: pd.DataFrame, text_column: str = "response",
     for group in GROUPS:
         if group not in out.columns:
             out[group] = "all"
-    return pd.concat([out, pd.DataFrame(rows).drop(columns="row")], axis=1)
+    return pd.concat([out, pd.DataFrame(rows)], axis=1)
 
 
 def _interval(values: np.ndarray, rng: np.random.Generator, n: int) -> dict[str, Any]:
