@@ -209,6 +209,7 @@ def corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout: 
     Writes :data:`NEAR_DUPLICATE_FILE` into ``out_dir`` when given."""
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"seed {seed!r} must be a non-negative integer")
+    import mauve  # noqa: F401  (loads torch and faiss first, so the limit below covers their threads)
     from threadpoolctl import threadpool_limits
 
     # One BLAS/OpenMP thread: the matrices are small (≤ a few thousand × 384), and on a shared
