@@ -61,7 +61,7 @@ def _evaluate_cli(args: argparse.Namespace) -> int:
         cov = g["symptom_coverage"]["mean"]
         print(f"  {g['generation_model']} / {g['prior']}: {g['notes']} notes, coverage "
               f"{'—' if cov is None else f'{cov:.3f}'}, unrequested/note "
-              f"{g['unrequested_per_note']['mean']}", file=sys.stdout)
+              f"{g['unrequested_per_note']['mean']:.2f}", file=sys.stdout)
     return 0
 
 
