@@ -93,6 +93,20 @@ def e5_embed(texts: list[str]) -> np.ndarray:
     return out
 
 
+def with_task_columns(notes: pd.DataFrame, tasks: pd.DataFrame,
+                      columns: Sequence[str] = ("sex", "age")) -> pd.DataFrame:
+    """``notes`` with the task table's ``sex`` and ``age`` joined on ``idx`` = ``task_id`` (the
+    scored table does not carry them; fairness needs them). Columns already present are kept."""
+    wanted = [c for c in columns if c not in notes.columns and c in tasks.columns]
+    if not wanted or "task_id" not in tasks.columns:
+        return notes
+    extra = tasks[["task_id", *wanted]].drop_duplicates("task_id").rename(columns={"task_id": "idx"})
+    extra["idx"] = extra["idx"].astype(str)
+    merged = notes.assign(_key=notes["idx"].astype(str)).merge(
+        extra.rename(columns={"idx": "_key"}), on="_key", how="left")
+    return merged.drop(columns="_key")
+
+
 def real_reference(kind: str = "full") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, held-out) real notes from the mirror: ``kind="full"`` the full notes (train vs dev),
     ``"complaints"`` the RuMedTop3 complaints (train vs dev). Columns ``idx``, ``code``, ``text``."""
@@ -278,6 +292,10 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
 
     example_ceiling = _example_ceiling(heldout, held_vecs, train, train_vecs, int(seed))
     warnings: list[str] = []
+    for column in ("sex", "age"):
+        if column not in frame.columns or frame[column].isna().all():
+            warnings.append(f"notes have no {column!r}: fairness by {column} is left out (join the "
+                            f"task table: evaluate.corpus.with_task_columns(notes, tasks))")
     groups, cluster_rows, ceilings = [], [], {}
     rng_seed = int(seed)
     for key, rows in frame.groupby(group_columns, sort=True, dropna=False).indices.items():

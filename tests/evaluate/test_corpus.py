@@ -110,3 +110,11 @@ def test_e5_embed_is_the_packaged_encoder_and_caches_each_distinct_text(tmp_path
     assert np.allclose(first[0], first[2]) and not np.allclose(first[0], first[1])
     assert len(list(tmp_path.rglob("*.npy"))) == 2
     assert np.array_equal(corpus.e5_embed(texts[::-1]), first[::-1])
+
+
+def test_with_task_columns_joins_sex_and_age_on_the_task_id():
+    notes = pd.DataFrame({"idx": ["t2", "t1", "t9"], "response": ["a", "b", "c"]})
+    tasks = pd.DataFrame({"task_id": ["t1", "t2"], "sex": ["female", "male"], "age": [30, 70]})
+    joined = corpus.with_task_columns(notes, tasks)
+    assert list(joined["idx"]) == ["t2", "t1", "t9"] and list(joined["sex"][:2]) == ["male", "female"]
+    assert joined["age"].isna().tolist() == [False, False, True]
