@@ -16,7 +16,7 @@ import pandas as pd
 
 from medsyn_utils.core import artefacts
 from medsyn_utils.core.errors import InputTableError, MedsynError
-from medsyn_utils.core.provenance import write_atomic, write_json_atomic
+from medsyn_utils.core.provenance import package_versions, write_atomic, write_json_atomic
 from medsyn_utils.evaluate.config import EvaluationConfig
 from medsyn_utils.evaluate.faithfulness import SymptomMatcher, parse_symptoms
 
@@ -184,6 +184,19 @@ def write_outputs(out: str | Path, notes: pd.DataFrame, summary: dict[str, Any],
     return paths
 
 
+def matcher_record(config: EvaluationConfig) -> dict[str, Any]:
+    """What decided each symptom: the rule threshold, or the learned detector's cut and train fit."""
+    if config.detector == "rule":
+        return {"detector": "rule", "threshold": config.threshold}
+    from medsyn_utils.evaluate.detector import FEATURE_VERSION, _cache_key, load_detector
+
+    detector = load_detector()
+    return {"detector": "learned", "threshold": round(detector.threshold, 4),
+            "trained_on": "RuMedSymptomRec gold pairs of RuMedTop3 train visits",
+            "train_fit": detector.train_report, "feature_version": FEATURE_VERSION,
+            "cache_key": _cache_key()}
+
+
 def run_evaluation(input_path: str | Path, out: str | Path, config: EvaluationConfig,
                    progress: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read, evaluate every note, summarise (with the corpus summary where present) and write."""
@@ -192,6 +205,9 @@ def run_evaluation(input_path: str | Path, out: str | Path, config: EvaluationCo
     summary = summarise(notes, config.bootstrap, config.seed)
     summary["config"] = config.model_dump()
     summary["input"] = str(input_path)
+    summary["matcher"] = matcher_record(config)
+    summary["packages"] = package_versions(("razdel", "pymorphy3", "pymorphy3-dicts-ru",
+                                            "rapidfuzz", "scikit-learn", "pandas"))
     summary["corpus"], per_note = corpus_part(frame, notes, Path(out), config)
     if per_note is not None and "idx" in notes.columns and len(per_note):
         notes = notes.merge(per_note, on="idx", how="left", suffixes=("", "_corpus"))
