@@ -1,4 +1,7 @@
-"""The notes as a corpus: realism against real notes, diversity and near-duplicates, copying and
+"""Just over 400 lines: the one entry point the stage calls, with its input checks, the shared
+embedding step, the per-group loop and its benchmark, kept together.
+
+The notes as a corpus: realism against real notes, diversity and near-duplicates, copying and
 privacy, fairness by sex and age — per model × prior, each number beside its real-vs-real ceiling
 (held-out real notes measured the same way against the same real train sample, at the same size).
 
@@ -31,6 +34,7 @@ import pandas as pd
 
 from medsyn_utils.core.errors import InputTableError, ParameterError
 from medsyn_utils.evaluate import diversity, fairness, privacy, realism
+from medsyn_utils.evaluate.fairness import with_task_columns  # noqa: F401  (part of this entry point)
 
 MIN_SIZES = {"realism": 100, "two_sample": 50, "diversity": 50, "privacy": 50, "fairness_group": 30}
 MAUVE_SEEDS = (0, 1, 2)
@@ -91,20 +95,6 @@ def e5_embed(texts: list[str]) -> np.ndarray:
             np.save(tmp, vector)
             os.replace(tmp, folder / f"{keys[i]}.npy")
     return out
-
-
-def with_task_columns(notes: pd.DataFrame, tasks: pd.DataFrame,
-                      columns: Sequence[str] = ("sex", "age")) -> pd.DataFrame:
-    """``notes`` with the task table's ``sex`` and ``age`` joined on ``idx`` = ``task_id`` (the
-    scored table does not carry them; fairness needs them). Columns already present are kept."""
-    wanted = [c for c in columns if c not in notes.columns and c in tasks.columns]
-    if not wanted or "task_id" not in tasks.columns:
-        return notes
-    extra = tasks[["task_id", *wanted]].drop_duplicates("task_id").rename(columns={"task_id": "idx"})
-    extra["idx"] = extra["idx"].astype(str)
-    merged = notes.assign(_key=notes["idx"].astype(str)).merge(
-        extra.rename(columns={"idx": "_key"}), on="_key", how="left")
-    return merged.drop(columns="_key")
 
 
 def real_reference(kind: str = "full") -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -187,31 +177,6 @@ class _Timer:
         self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
 
 
-def _realism_pair(p_texts, p_vecs, q_texts, q_vecs, seed: int) -> dict:
-    return {
-        "mauve": realism.mauve_scores(p_vecs, q_vecs, seeds=[seed + s for s in MAUVE_SEEDS]),
-        "auc_embeddings": realism.two_sample_auc_embeddings(p_vecs, q_vecs, seed=seed),
-        "auc_char_ngrams": realism.two_sample_auc_chars(p_texts, q_texts, seed=seed),
-        "frechet": realism.frechet_distance(p_vecs, q_vecs),
-        "shape": realism.shape_divergences(p_texts, q_texts),
-    }
-
-
-def _diversity_set(texts: list[str], vecs: np.ndarray, size: int, seed: int) -> dict:
-    rng = np.random.default_rng(seed)
-    pick = _sample(len(texts), size, rng)
-    chosen = [texts[i] for i in pick]
-    clusters = diversity.near_duplicate_clusters(chosen, threshold=NEAR_DUPLICATE_THRESHOLD, seed=seed)
-    return {
-        **{f"distinct_{n}": diversity.distinct_n(chosen, n) for n in (1, 2, 3)},
-        "self_bleu": diversity.self_bleu(chosen, sample=SELF_BLEU_SAMPLE, seed=seed)["mean"],
-        "vendi": diversity.vendi_score(vecs[pick]),
-        "near_duplicate_clusters": len(clusters),
-        "near_duplicate_share": sum(len(c) for c in clusters) / max(len(chosen), 1),
-        "n": len(chosen),
-    }
-
-
 def corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout: pd.DataFrame, *,
                    embed: Embed, out_dir: Path | None, seed: int,
                    group_columns: Sequence[str] = ("generation_model", "prior"),
@@ -290,7 +255,10 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
     timer.add("fairness", start)
     out["near_duplicate_cluster"] = -1
 
-    example_ceiling = _example_ceiling(heldout, held_vecs, train, train_vecs, int(seed))
+    example_ceiling = (privacy.same_code_similarity(heldout["code"].astype(str).tolist(), held_vecs,
+                                                    train["code"].astype(str).tolist(), train_vecs, seed=seed)
+                       if "code" in heldout.columns and "code" in train.columns else None)
+    diversity_options = {"threshold": NEAR_DUPLICATE_THRESHOLD, "bleu_sample": SELF_BLEU_SAMPLE}
     warnings: list[str] = []
     for column in ("sex", "age"):
         if column not in frame.columns or frame[column].isna().all():
@@ -313,12 +281,13 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
         p_pick = _sample(len(reference), size, rng)
         q_pick = _sample(len(rows), size, rng)
         p_texts = reference["text"].to_numpy(object)[p_pick].tolist()
-        real = _realism_pair(p_texts, ref_vecs[p_pick], [texts[i] for i in q_pick], vecs[q_pick], rng_seed)
+        real = realism.realism_pair(p_texts, ref_vecs[p_pick], [texts[i] for i in q_pick], vecs[q_pick],
+                                    seed=rng_seed, mauve_seeds=MAUVE_SEEDS)
         if size not in ceilings:
             h_pick = _sample(len(heldout), size, np.random.default_rng(rng_seed + 1))
-            ceilings[size] = {"realism": _realism_pair(
+            ceilings[size] = {"realism": realism.realism_pair(
                 p_texts, ref_vecs[p_pick], heldout["text"].to_numpy(object)[h_pick].tolist(),
-                held_vecs[h_pick], rng_seed)}
+                held_vecs[h_pick], seed=rng_seed, mauve_seeds=MAUVE_SEEDS)}
         ceil = ceilings[size]["realism"]
         entry["realism"] = {
             "mauve": _metric(real["mauve"]["mean"], ceil["mauve"]["mean"], spread=real["mauve"]["spread"],
@@ -336,9 +305,10 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
         # Diversity, at equal sizes for the notes and the held-out real notes.
         start = time.perf_counter()
         dsize = min(len(rows), len(heldout), DIVERSITY_SAMPLE)
-        mine = _diversity_set(texts, vecs, dsize, rng_seed)
+        mine = diversity.diversity_summary(texts, vecs, dsize, seed=rng_seed, **diversity_options)
         if ("div", dsize) not in ceilings:
-            ceilings[("div", dsize)] = _diversity_set(heldout["text"].tolist(), held_vecs, dsize, rng_seed)
+            ceilings[("div", dsize)] = diversity.diversity_summary(heldout["text"].tolist(), held_vecs, dsize,
+                                                                   seed=rng_seed, **diversity_options)
         ceil_div = ceilings[("div", dsize)]
         entry["diversity"] = {name: _metric(mine[name], ceil_div[name]) for name in mine if name != "n"}
         entry["diversity"]["n"] = dsize
@@ -432,24 +402,6 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
         "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
         "per_note": out[list(PER_NOTE_COLUMNS)],
     }
-
-
-def _example_ceiling(heldout: pd.DataFrame, held_vecs: np.ndarray, train: pd.DataFrame,
-                     train_vecs: np.ndarray, seed: int) -> float | None:
-    """Mean similarity of a held-out real note to a random real train note of the same code: how
-    alike two different real notes of one disease are (None without codes)."""
-    if "code" not in heldout.columns or "code" not in train.columns:
-        return None
-    rng = np.random.default_rng(seed)
-    by_code = train.groupby(train["code"].astype(str)).indices
-    left, right = [], []
-    for i, code in enumerate(heldout["code"].astype(str)):
-        if code in by_code:
-            left.append(i)
-            right.append(int(rng.choice(by_code[code])))
-    if not left:
-        return None
-    return float(privacy.pair_similarity(held_vecs[left], train_vecs[right]).mean())
 
 
 def bench_notes(n_notes: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

@@ -190,3 +190,21 @@ def shared_word_trigrams(texts: Sequence[str], limit: int = 30) -> list[str]:
             seen.add(gram)
             out.append(" ".join(gram))
     return out[:limit]
+
+
+def diversity_summary(texts: Sequence[str], vecs: np.ndarray, size: int, *, seed: int,
+                      threshold: float, bleu_sample: int) -> dict:
+    """Every diversity measure on a seeded subsample of ``size`` notes (sizes matter: compare
+    sets at equal sizes)."""
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(texts), size=min(size, len(texts)), replace=False))
+    chosen = [texts[i] for i in pick]
+    clusters = near_duplicate_clusters(chosen, threshold=threshold, seed=seed)
+    return {
+        **{f"distinct_{n}": distinct_n(chosen, n) for n in (1, 2, 3)},
+        "self_bleu": self_bleu(chosen, sample=bleu_sample, seed=seed)["mean"],
+        "vendi": vendi_score(np.asarray(vecs)[pick]),
+        "near_duplicate_clusters": len(clusters),
+        "near_duplicate_share": sum(len(c) for c in clusters) / max(len(chosen), 1),
+        "n": len(chosen),
+    }

@@ -147,3 +147,17 @@ def fairness_table(frame: pd.DataFrame, columns: Sequence[str], *, seed: int, bo
         out[by] = {c: group_means(frame, by, c, seed=seed, boot=boot, min_size=min_size)
                    for c in columns if c in frame.columns}
     return out
+
+
+def with_task_columns(notes: pd.DataFrame, tasks: pd.DataFrame,
+                      columns: Sequence[str] = ("sex", "age")) -> pd.DataFrame:
+    """``notes`` with the task table's ``sex`` and ``age`` joined on ``idx`` = ``task_id`` (the
+    scored table does not carry them; fairness needs them). Columns already present are kept."""
+    wanted = [c for c in columns if c not in notes.columns and c in tasks.columns]
+    if not wanted or "task_id" not in tasks.columns:
+        return notes
+    extra = tasks[["task_id", *wanted]].drop_duplicates("task_id").rename(columns={"task_id": "idx"})
+    extra["idx"] = extra["idx"].astype(str)
+    merged = notes.assign(_key=notes["idx"].astype(str)).merge(
+        extra.rename(columns={"idx": "_key"}), on="_key", how="left")
+    return merged.drop(columns="_key")

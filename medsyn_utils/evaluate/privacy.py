@@ -126,3 +126,22 @@ class SpanIndex:
 def pair_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cosine similarity of two aligned embedding sets."""
     return (unit_rows(a) * unit_rows(b)).sum(1).astype(np.float64)
+
+
+def same_code_similarity(codes: Sequence[str], vecs: np.ndarray, reference_codes: Sequence[str],
+                         reference_vecs: np.ndarray, *, seed: int) -> float | None:
+    """Mean similarity of each note to a random reference note of the same code: how alike two
+    different real notes of one disease are, the ceiling beside similarity to the style example
+    (None when no code is shared)."""
+    rng = np.random.default_rng(seed)
+    by_code: dict[str, list[int]] = {}
+    for j, code in enumerate(reference_codes):
+        by_code.setdefault(str(code), []).append(j)
+    left, right = [], []
+    for i, code in enumerate(codes):
+        if str(code) in by_code:
+            left.append(i)
+            right.append(int(rng.choice(by_code[str(code)])))
+    if not left:
+        return None
+    return float(pair_similarity(np.asarray(vecs)[left], np.asarray(reference_vecs)[right]).mean())

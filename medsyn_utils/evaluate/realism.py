@@ -184,3 +184,15 @@ def shape_divergences(p_texts: Sequence[str], q_texts: Sequence[str]) -> dict[st
     out = {name: histogram_js(p_shape[name], q_shape[name]) for name in p_shape}
     out["vocabulary"] = vocabulary_js(p_texts, q_texts)
     return out
+
+
+def realism_pair(p_texts: Sequence[str], p_vecs: np.ndarray, q_texts: Sequence[str],
+                 q_vecs: np.ndarray, *, seed: int, mauve_seeds: Sequence[int]) -> dict:
+    """Every realism measure of ``q`` against ``p`` (MAUVE over ``seed + s`` for ``s`` in ``mauve_seeds``)."""
+    return {
+        "mauve": mauve_scores(p_vecs, q_vecs, seeds=[seed + s for s in mauve_seeds]),
+        "auc_embeddings": two_sample_auc_embeddings(p_vecs, q_vecs, seed=seed),
+        "auc_char_ngrams": two_sample_auc_chars(p_texts, q_texts, seed=seed),
+        "frechet": frechet_distance(p_vecs, q_vecs),
+        "shape": shape_divergences(p_texts, q_texts),
+    }
