@@ -295,8 +295,11 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
             **{name: _metric(real[name]["mean"], ceil[name]["mean"], spread=real[name]["spread"],
                              ceiling_spread=ceil[name]["spread"], folds=real[name]["folds"])
                for name in ("auc_embeddings", "auc_char_ngrams")},
-            "frechet": _metric(real["frechet"], ceil["frechet"]),
-            "shape_js": {name: _metric(v, ceil["shape"][name]) for name, v in real["shape"].items()},
+            "frechet": _metric(real["frechet"], ceil["frechet"], spread=real["frechet_spread"],
+                               ceiling_spread=ceil["frechet_spread"]),
+            "shape_js": {name: _metric(v, ceil["shape"][name], spread=real["shape_spread"][name],
+                                       ceiling_spread=ceil["shape_spread"][name])
+                         for name, v in real["shape"].items()},
             "n_synthetic": size, "n_real": size,
         }
         _warn(warnings, label, "realism", size, "realism")
@@ -310,8 +313,10 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
             ceilings[("div", dsize)] = diversity.diversity_summary(heldout["text"].tolist(), held_vecs, dsize,
                                                                    seed=rng_seed, **diversity_options)
         ceil_div = ceilings[("div", dsize)]
-        entry["diversity"] = {name: _metric(mine[name], ceil_div[name]) for name in mine if name != "n"}
-        entry["diversity"]["n"] = dsize
+        entry["diversity"] = {name: _metric(mine[name], ceil_div[name], spread=mine["spread"][name],
+                                            ceiling_spread=ceil_div["spread"][name])
+                              for name in mine["spread"]}
+        entry["diversity"].update(n=dsize, spread_subsample=mine["spread_subsample"])
         _warn(warnings, label, "diversity", dsize, "diversity")
         clusters = diversity.near_duplicate_clusters(texts, threshold=NEAR_DUPLICATE_THRESHOLD, seed=rng_seed)
         codes = frame["_code"].to_numpy(object)[rows]

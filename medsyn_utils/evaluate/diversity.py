@@ -193,18 +193,33 @@ def shared_word_trigrams(texts: Sequence[str], limit: int = 30) -> list[str]:
 
 
 def diversity_summary(texts: Sequence[str], vecs: np.ndarray, size: int, *, seed: int,
-                      threshold: float, bleu_sample: int) -> dict:
+                      threshold: float, bleu_sample: int, reps: int = 3) -> dict:
     """Every diversity measure on a seeded subsample of ``size`` notes (sizes matter: compare
-    sets at equal sizes)."""
+    sets at equal sizes), with its spread (std) over ``reps`` seeded subsamples of 80 % of it."""
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(texts), size=min(size, len(texts)), replace=False))
-    chosen = [texts[i] for i in pick]
+    out = _diversity_once([texts[i] for i in pick], np.asarray(vecs)[pick], seed, threshold, bleu_sample)
+    sub = max(2, int(round(0.8 * len(pick))))
+    draws = []
+    for rep in range(reps if sub < len(pick) else 0):
+        part = np.sort(rng.choice(pick, size=sub, replace=False))
+        draws.append(_diversity_once([texts[i] for i in part], np.asarray(vecs)[part], seed + rep + 1,
+                                     threshold, bleu_sample))
+    out["spread"] = {name: (float(np.std([d[name] for d in draws]))
+                            if draws and all(d[name] is not None for d in draws) else None)
+                     for name in out}
+    out["spread_subsample"] = sub if draws else None
+    out["n"] = len(pick)
+    return out
+
+
+def _diversity_once(chosen: list[str], vecs: np.ndarray, seed: int, threshold: float,
+                    bleu_sample: int) -> dict:
     clusters = near_duplicate_clusters(chosen, threshold=threshold, seed=seed)
     return {
         **{f"distinct_{n}": distinct_n(chosen, n) for n in (1, 2, 3)},
         "self_bleu": self_bleu(chosen, sample=bleu_sample, seed=seed)["mean"],
-        "vendi": vendi_score(np.asarray(vecs)[pick]),
+        "vendi": vendi_score(vecs),
         "near_duplicate_clusters": len(clusters),
         "near_duplicate_share": sum(len(c) for c in clusters) / max(len(chosen), 1),
-        "n": len(chosen),
     }

@@ -187,12 +187,26 @@ def shape_divergences(p_texts: Sequence[str], q_texts: Sequence[str]) -> dict[st
 
 
 def realism_pair(p_texts: Sequence[str], p_vecs: np.ndarray, q_texts: Sequence[str],
-                 q_vecs: np.ndarray, *, seed: int, mauve_seeds: Sequence[int]) -> dict:
-    """Every realism measure of ``q`` against ``p`` (MAUVE over ``seed + s`` for ``s`` in ``mauve_seeds``)."""
+                 q_vecs: np.ndarray, *, seed: int, mauve_seeds: Sequence[int], boot: int = 5) -> dict:
+    """Every realism measure of ``q`` against ``p`` (MAUVE over ``seed + s`` for ``s`` in
+    ``mauve_seeds``; the AUCs' spread over folds; the Fréchet distance's and the shape
+    divergences' spread (std) over ``boot`` bootstrap resamples of both sets)."""
+    p_texts, q_texts = list(p_texts), list(q_texts)
+    rng = np.random.default_rng(seed)
+    frechet_draws, shape_draws = [], []
+    for _ in range(boot):
+        pi = rng.integers(0, len(p_texts), len(p_texts))
+        qi = rng.integers(0, len(q_texts), len(q_texts))
+        frechet_draws.append(frechet_distance(p_vecs[pi], q_vecs[qi]))
+        shape_draws.append(shape_divergences([p_texts[i] for i in pi], [q_texts[i] for i in qi]))
+    shape = shape_divergences(p_texts, q_texts)
     return {
         "mauve": mauve_scores(p_vecs, q_vecs, seeds=[seed + s for s in mauve_seeds]),
         "auc_embeddings": two_sample_auc_embeddings(p_vecs, q_vecs, seed=seed),
         "auc_char_ngrams": two_sample_auc_chars(p_texts, q_texts, seed=seed),
         "frechet": frechet_distance(p_vecs, q_vecs),
-        "shape": shape_divergences(p_texts, q_texts),
+        "frechet_spread": float(np.std(frechet_draws)) if boot > 1 else None,
+        "shape": shape,
+        "shape_spread": {name: float(np.std([d[name] for d in shape_draws])) if boot > 1 else None
+                         for name in shape},
     }

@@ -64,6 +64,8 @@ def test_corpus_summary_known_answers(real, tmp_path):
     realism = groups["B"]["realism"]
     assert 0 <= realism["mauve"]["value"] <= 1 and 0 <= realism["mauve"]["ceiling"] <= 1
     assert realism["n_synthetic"] == 20 and set(realism["shape_js"]) >= {"characters", "vocabulary"}
+    assert realism["frechet"]["spread"] >= 0 and realism["shape_js"]["vocabulary"]["ceiling_spread"] >= 0
+    assert groups["B"]["diversity"]["vendi"]["spread"] >= 0 and groups["B"]["diversity"]["n"] == 20
     # sizes below the documented minimum are said
     assert any("B / symptoms+example: realism uses 20 notes" in w for w in result["warnings"])
     fair = groups["A"]["fairness"]["by"]

@@ -54,3 +54,13 @@ def test_fast_self_bleu_equals_the_mean_of_sentence_bleu_against_the_others():
     expected = np.mean([diversity.sentence_bleu(tokens[i], [tokens[j] for j in pick if j != i])
                         for i in pick])
     assert diversity.self_bleu(texts, sample=len(texts), seed=7)["mean"] == pytest.approx(expected)
+
+
+def test_diversity_summary_gives_values_and_spreads_on_subsamples():
+    texts = [NOTE, NOTE, *OTHERS, *(o + " " + NOTE for o in OTHERS)]
+    vecs = np.random.default_rng(0).normal(size=(len(texts), 8))
+    out = diversity.diversity_summary(texts, vecs, 8, seed=0, threshold=0.7, bleu_sample=10)
+    assert out["n"] == 8 and out["near_duplicate_clusters"] == 1
+    assert out["spread_subsample"] == 6 and all(v is None or v >= 0 for v in out["spread"].values())
+    assert set(out["spread"]) == {"distinct_1", "distinct_2", "distinct_3", "self_bleu", "vendi",
+                                  "near_duplicate_clusters", "near_duplicate_share"}
