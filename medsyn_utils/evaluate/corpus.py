@@ -185,7 +185,12 @@ def corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout: 
     ``"per_note"``: a DataFrame of :data:`PER_NOTE_COLUMNS` keyed by ``idx`` for the stage to merge
     into evaluation.parquet (pop it before writing JSON). ``per_note``: optional per-note measures
     (``idx`` + numeric columns such as coverage or scores) broken down by sex and age group too.
-    Writes :data:`NEAR_DUPLICATE_FILE` into ``out_dir`` when given."""
+    Writes :data:`NEAR_DUPLICATE_FILE` into ``out_dir`` when given.
+
+    Result: ``groups`` (one dict per group: the group's values, ``n_notes``, ``realism``,
+    ``diversity``, ``privacy``, ``fairness``; a metric is ``{"value", "ceiling", "spread",
+    "ceiling_spread", ...}``), ``reference`` (sizes, style examples left out), ``minimum_sizes``,
+    ``warnings``, ``parameters``, ``files``, ``seconds`` (per part), ``per_note``."""
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"seed {seed!r} must be a non-negative integer")
     import mauve  # noqa: F401  (loads torch and faiss first, so the limit below covers their threads)
