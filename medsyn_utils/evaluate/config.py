@@ -35,6 +35,9 @@ class EvaluationConfig(BaseModel):
                          "diversity, privacy, fairness) against real notes of the mirror")
     corpus_reference: Literal["full", "complaints"] = Field(
         "full", description="real notes the corpus metrics compare with: full notes or complaints")
+    corpus_embed: Literal["hashed", "e5"] = Field(
+        "hashed", description="text vectors of the corpus metrics: hashed character 3-grams "
+        "(fast) or the packaged e5 encoder (slow on 2 cores, cached per text)")
     bootstrap: int = Field(200, ge=0, le=100_000, description="bootstrap resamples for the "
                            "intervals of the summary; 0 gives none")
     seed: int = Field(0, ge=0, description="seed of the bootstrap")

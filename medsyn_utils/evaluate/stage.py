@@ -118,8 +118,18 @@ def summarise(notes: pd.DataFrame, bootstrap: int = 200, seed: int = 0) -> dict[
             "interval": "95 % percentile bootstrap over notes", "groups": groups}
 
 
+def _task_table(source: Path | None) -> pd.DataFrame | None:
+    """The task table beside the scored table (a run folder), when there is one."""
+    if source is None:
+        return None
+    for name in ("tasks.parquet", "tasks.csv"):
+        if (source.parent / name).is_file():
+            return artefacts.read_table(source.parent / name, what="task table")
+    return None
+
+
 def corpus_part(scored: pd.DataFrame, notes: pd.DataFrame, out: Path,
-                config: EvaluationConfig) -> tuple[dict[str, Any] | None, pd.DataFrame | None]:
+                config: EvaluationConfig, source: Path | None = None) -> tuple[dict[str, Any] | None, pd.DataFrame | None]:
     """The corpus metrics (``evaluate.corpus.corpus_summary``) where that module exists, and its
     per-note columns; a metric that cannot be computed is recorded as skipped with the reason."""
     if not config.corpus:
@@ -131,10 +141,13 @@ def corpus_part(scored: pd.DataFrame, notes: pd.DataFrame, out: Path,
     function = getattr(corpus, "corpus_summary", None)
     if function is None:
         return None, None
-    embed = getattr(corpus, "default_embed", None) or corpus.hashed_ngram_embed
+    embed = corpus.e5_embed if config.corpus_embed == "e5" else corpus.hashed_ngram_embed
     frame = scored.copy()
     if "idx" not in frame.columns:
         frame["idx"] = [f"n{i}" for i in range(len(frame))]
+    tasks = _task_table(source)
+    if tasks is not None and hasattr(corpus, "with_task_columns"):
+        frame = corpus.with_task_columns(frame, tasks)  # sex and age for the fairness part
     try:
         train, heldout = corpus.real_reference(config.corpus_reference)
         result = function(frame, train, heldout, embed=embed, out_dir=out, seed=config.seed,
@@ -208,7 +221,7 @@ def run_evaluation(input_path: str | Path, out: str | Path, config: EvaluationCo
     summary["matcher"] = matcher_record(config)
     summary["packages"] = package_versions(("razdel", "pymorphy3", "pymorphy3-dicts-ru",
                                             "rapidfuzz", "scikit-learn", "pandas"))
-    summary["corpus"], per_note = corpus_part(frame, notes, Path(out), config)
+    summary["corpus"], per_note = corpus_part(frame, notes, Path(out), config, Path(input_path))
     if per_note is not None and "idx" in notes.columns and len(per_note):
         notes = notes.merge(per_note, on="idx", how="left", suffixes=("", "_corpus"))
     write_outputs(out, notes, summary, str(input_path))
