@@ -4,8 +4,10 @@ A symptom name is matched by its content words (pymorphy3 lemmas cut to a stem, 
 by rapidfuzz) standing close together in one sentence of the note; a Russian negation cue
 (``negation.yaml``) before or after the match marks it negated. Names with commas are either
 synonyms ("тошнота, рвота": either matches) or one inverted phrase ("кожа, сухая": both words).
-The thresholds were chosen on RuMedSymptomRec gold pairs of RuMedTop3 *train* visits
-(``medsyn bench matcher``).
+Whether a symptom is there at all is decided by the learned detector (``evaluate.detector``:
+match features combined by a model fit on RuMedSymptomRec gold pairs of RuMedTop3 *train*
+visits, trained on first use and cached) or, with ``detector="rule"``, by the share of the name's
+words found together. Held-out numbers: ``medsyn bench matcher`` and ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -375,7 +377,8 @@ def symptom_coverage(note: str, symptoms: list[str]) -> float:
     """Share of ``symptoms`` the note affirms (a negated or absent symptom does not count).
 
     ``symptoms`` is a list of names (a name may contain a comma, "кожа, сухая"); to read a cell
-    of a table such as "кашель, кожа, сухая" use :func:`parse_symptoms` first.
+    of a table such as "кашель, кожа, сухая" use :func:`parse_symptoms` first. Uses the learned
+    detector: the first call on a machine trains it from the data mirror (about half a minute).
     """
     if isinstance(symptoms, str):
         symptoms = parse_symptoms(symptoms)
