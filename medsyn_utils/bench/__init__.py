@@ -14,4 +14,6 @@ BENCHMARKS = {
     "gpu": "every GPU figure in one call (decode, generation, scoring, LoRA); --dry-run on CPU",
     "scaling": "the Ray engine with two actors against one, on a local Ray",
     "downstream": "downstream classifier (tfidf-svm) against plain logistic regression; all settings",
+    "matcher": "symptom matcher on gold RuMedSymptomRec pairs against stem match and BERTScore",
+    "evaluate": "faithfulness part of the evaluation stage: notes per second",
 }

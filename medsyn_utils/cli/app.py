@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "medsyn_utils.cli.generate",
     "medsyn_utils.cli.serve",
     "medsyn_utils.cli.score",
+    "medsyn_utils.cli.evaluate",
     "medsyn_utils.cli.downstream",
     "medsyn_utils.cli.ift",
     "medsyn_utils.cli.run",

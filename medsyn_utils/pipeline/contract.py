@@ -9,6 +9,7 @@ from __future__ import annotations
 from medsyn_utils.analysis.config import AnalysisConfig
 from medsyn_utils.core.config import StageConfig
 from medsyn_utils.downstream.config import DownstreamConfig
+from medsyn_utils.evaluate.config import EvaluationConfig
 from medsyn_utils.finetune.config import FinetuneConfig
 from medsyn_utils.generate.config import GenerationConfig
 from medsyn_utils.kg.config import GraphConfig
@@ -20,6 +21,7 @@ CONFIGS: dict[str, type[StageConfig]] = {
     "tasks": TasksConfig,
     "generation": GenerationConfig,
     "scoring": ScoringConfig,
+    "evaluation": EvaluationConfig,
     "analysis": AnalysisConfig,
     "downstream": DownstreamConfig,
     "finetune": FinetuneConfig,

@@ -27,7 +27,8 @@ NOTEBOOKS = ROOT / "notebooks"
 pytestmark = pytest.mark.browser
 
 # Seconds a notebook may take to run in the page (2 shared CPU cores are the yardstick).
-RUN_LIMIT_S = {"01": 180, "02": 180, "03": 240, "04": 300, "05": 240, "06": 300, "07": 420}
+RUN_LIMIT_S = {"01": 180, "02": 180, "03": 240, "04": 300, "05": 240, "06": 300, "07": 420,
+               "08": 300}
 WIDGET_LIMIT_MS = 60_000  # a widget callback round trip (kernel work included)
 ERROR_MARKERS = ("Traceback (most recent call last)", "Error displaying widget",
                  "Failed to load model class")
@@ -71,7 +72,8 @@ RUN_INPUTS = {"01": {}, "02": {}, "03": TASKS,
               "04": {**TASKS, "generations.jsonl": "generations.jsonl"},
               "05": {"scored.parquet": "published/scored.parquet"},
               "06": {"scored.parquet": "published/scored.parquet"},
-              "07": {**TASKS, "generations.jsonl": "generations.jsonl", "scored.parquet": "scored.parquet"}}
+              "07": {**TASKS, "generations.jsonl": "generations.jsonl", "scored.parquet": "scored.parquet"},
+              "08": {"scored.parquet": "published/scored.parquet"}}
 
 
 def _parameters(number: str, lm: Path, encoder: Path) -> dict:
@@ -87,6 +89,7 @@ def _parameters(number: str, lm: Path, encoder: Path) -> dict:
         "06": {"seeds": 1, "char_ngrams": False, "max_features": 3000, "bootstrap": 50},
         "07": {"base_model": str(lm), "encoder": str(encoder), "encoder_layer": 2, "max_steps": 3,
                "max_records": 12, "eval_tasks": 2, "eval_max_new_tokens": 8, "learning_rate": 0.01},
+        "08": {"bootstrap": 20, "corpus": False, "show_notes": 5},
     }[number]
 
 
@@ -368,3 +371,31 @@ def test_notebook_04_threshold_sliders_change_the_share_passing(run_in_lab, tmp_
     assert int(explorer.share_passing(scored, 1.0, 1.0)["passing"].iloc[-1]) != \
         int(explorer.share_passing(scored, 0.0, 0.0)["passing"].iloc[-1]), \
         "the prepared scores cannot tell the two slider positions apart"
+
+
+def test_notebook_08_browser_filters_and_highlights_notes(run_in_lab, tmp_path):
+    page, run, _ = run_in_lab("08")
+    notes = pd.read_parquet(run / "evaluation.parquet")
+    assert json.loads((run / "08_evaluation.json").read_text())["metrics"]["notes"] == len(notes)
+    cell = _widget_cell(page, ".evaluation-browser")
+    shown = cell.locator(".evaluation-browser")
+
+    def count() -> int:
+        return int(shown.locator(".count").inner_text().split()[0])
+
+    assert count() == len(notes)
+    marks = shown.locator("mark")
+    assert marks.count() > 0, "no symptom is highlighted in the first notes"
+    assert set(marks.evaluate_all("els => els.map(e => e.className)")) <= \
+        {"affirmed", "negated", "unrequested"}
+    model = sorted(notes["generation_model"].astype(str).unique())[0]
+    cell.locator(".widget-dropdown select").first.select_option(label=model)
+    want = int((notes["generation_model"].astype(str) == model).sum())
+    _wait(lambda: count() == want, WIDGET_LIMIT_MS / 1000, f"{want} notes of {model}")
+    cards = shown.locator(".note-card").all_inner_texts()
+    assert cards and all(f" {model} " in _norm(card) for card in cards), cards[:2]
+    code = cell.locator(".widget-text input")
+    code.fill("ZZZ")
+    code.press("Enter")
+    _wait(lambda: count() == 0, WIDGET_LIMIT_MS / 1000, "no note of code ZZZ")
+    cell.screenshot(path=str(tmp_path / "08-browser.png"))

@@ -26,6 +26,7 @@ COMMANDS = {
     "tasks": ["tasks", "--out", "x"],
     "generation": ["generate", "--tasks", "t.parquet", "--out", "g.jsonl"],
     "scoring": ["score", "--in", "g.jsonl", "--out", "s.csv"],
+    "evaluation": ["evaluate", "--in", "s.csv", "--out", "e"],
     "downstream": ["downstream", "--synthetic", "s.csv", "--out", "d"],
 }
 

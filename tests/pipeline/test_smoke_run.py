@@ -31,6 +31,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "tasks": ("tasks.parquet", "tasks.csv"),
     "generation": ("generations.jsonl",),
     "scoring": ("scored.parquet", "scored.csv"),
+    "evaluation": ("evaluation.parquet", "evaluation.json", "evaluation.md"),
     "analysis": ("figures/index.md",),
     "downstream": ("downstream_metrics.json",),
 }
