@@ -27,51 +27,20 @@ from typing import Any, Sequence
 import numpy as np
 
 from medsyn_utils.core.errors import ModelError, ParameterError
+from medsyn_utils.downstream import embedding, transformer
+from medsyn_utils.downstream.base import CodeClassifier, balanced_weights, check_training_labels
+
+__all__ = ["CodeClassifier", "balanced_weights", "check_training_labels", "make_classifier",
+           "classifier_factory", "TfidfLinear", "TfidfFeatures", "CLASSIFIERS", "PANEL"]
 
 # Chosen on dev (see tuning.DEV_SEARCH_RESULT and benchmarks/README.md).
 DEFAULT_TFIDF = {"word_ngrams": (1, 2), "char_ngrams": (2, 4), "min_df": 2, "max_features": None}
 DEFAULT_C = 0.3
 LINEAR_KINDS = ("tfidf-svm", "tfidf-logreg")
-CLASSIFIERS = (*LINEAR_KINDS, "transformer")
-
-
-def check_training_labels(texts: Sequence[Any], labels: Sequence[str]) -> None:
-    """One label per text and at least two distinct codes."""
-    if len(texts) != len(labels):
-        raise ParameterError(f"{len(texts)} texts but {len(labels)} labels: pass one label per text")
-    if len(set(labels)) < 2:
-        raise ParameterError(f"training set has {len(set(labels))} distinct code(s): a classifier "
-                             f"needs at least 2; use larger shares of real or synthetic notes")
-
-
-def balanced_weights(labels: Sequence[str]) -> dict[str, float]:
-    """``n / (n_codes × count)`` per code: the class-weighted control (sklearn's "balanced")."""
-    codes, counts = np.unique(np.asarray(labels), return_counts=True)
-    return {str(c): float(len(labels) / (len(codes) * n)) for c, n in zip(codes, counts)}
-
-
-class CodeClassifier:
-    """Interface: ``fit(texts, labels, class_weight=None)``, ``scores(texts)``, ``classes_``."""
-
-    name = "base"
-    deterministic = False  # True: the same training set always gives the same model
-    classes_: np.ndarray
-
-    def fit(self, texts: Sequence[str], labels: Sequence[str],
-            class_weight: str | None = None) -> "CodeClassifier":
-        raise NotImplementedError
-
-    def scores(self, texts: Sequence[str]) -> np.ndarray:
-        """One row per text, one column per class in ``classes_``; higher ranks first."""
-        raise NotImplementedError
-
-    def top_k(self, texts: Sequence[str], k: int = 3) -> list[list[str]]:
-        """The ``k`` most likely codes per text, best first."""
-        top = np.argsort(-self.scores(texts), axis=1, kind="stable")[:, :k]
-        return [[str(c) for c in self.classes_[row]] for row in top]
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name}
+DEFAULT_LOGREG_C = 10.0  # chosen on dev (tuning.PANEL_DEV)
+CLASSIFIERS = (*LINEAR_KINDS, "e5-logreg", "transformer")
+# The panel every setting runs with (each tuned on dev only); the verdict needs all of them.
+PANEL = ("tfidf-svm", "tfidf-logreg", "e5-logreg")
 
 
 class TfidfFeatures:
@@ -208,8 +177,9 @@ def make_classifier(kind: str = "tfidf-svm", *, seed: int = 0, **options: Any) -
     if kind in LINEAR_KINDS:
         allowed = {"C", "word_ngrams", "char_ngrams", "min_df", "max_features", "max_iter"}
     elif kind == "transformer":
-        from medsyn_utils.downstream.transformer import OPTIONS
-        allowed = set(OPTIONS)
+        allowed = set(transformer.OPTIONS)
+    elif kind == "e5-logreg":
+        allowed = set(embedding.OPTIONS)
     else:
         raise ParameterError(f"classifier={kind!r} is unknown: use one of {', '.join(CLASSIFIERS)}")
     unknown = sorted(set(options) - allowed)
@@ -217,8 +187,11 @@ def make_classifier(kind: str = "tfidf-svm", *, seed: int = 0, **options: Any) -
         raise ParameterError(f"option(s) {', '.join(unknown)} do not apply to classifier {kind!r}: "
                              f"valid ones are {', '.join(sorted(allowed))}")
     if kind == "transformer":
-        from medsyn_utils.downstream.transformer import TransformerClassifier
-        return TransformerClassifier(seed=seed, **options)
+        return transformer.TransformerClassifier(seed=seed, **options)
+    if kind == "e5-logreg":
+        return embedding.EmbeddingLogreg(seed=seed, **options)
+    if kind == "tfidf-logreg" and "C" not in options:
+        options = {**options, "C": DEFAULT_LOGREG_C}
     return TfidfLinear(kind.split("-", 1)[1], seed=seed, **options)
 
 

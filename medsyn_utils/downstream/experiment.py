@@ -375,3 +375,18 @@ def lowest_dev_accuracy_codes(result: ExperimentResult, quantile: float = 0.25,
     per_code = pd.Series(correct).groupby(result.codes["dev"]).mean()
     cut = float(np.quantile(per_code.to_numpy(), quantile))
     return sorted(per_code[per_code <= cut].index.tolist())
+
+
+def add_setting(result: ExperimentResult, other: ExperimentResult, source: str, name: str) -> None:
+    """Copy setting ``source`` of ``other`` into ``result`` as ``name`` (fits stacked when ``name``
+    is already there): how the selection controls (all notes, random same-size) join the table."""
+    if source not in other.correctness:
+        result.skipped[name] = other.skipped.get(source, f"{source} did not run")
+        return
+    runs = other.runs[other.runs["setting"] == source].assign(setting=name, control=name)
+    result.runs = pd.concat([result.runs, runs], ignore_index=True)
+    target = result.correctness.setdefault(name, {})
+    for split, per_k in other.correctness[source].items():
+        for k, values in per_k.items():
+            earlier = target.setdefault(split, {}).get(k)
+            target[split][k] = values if earlier is None else np.vstack([earlier, values])
