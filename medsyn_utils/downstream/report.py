@@ -149,7 +149,7 @@ def group_change(result: ExperimentResult, codes: Sequence[str] | None = None, *
         out[f"acc@{k}"] = {base: base_acc, other: other_acc, "change": other_acc - base_acc,
                            "ci_low": low, "ci_high": high,
                            "relative_change_pct": (100 * (other_acc - base_acc) / base_acc
-                                                   if base_acc else float("nan"))}
+                                                   if base_acc else None)}
     return out
 
 
@@ -181,7 +181,9 @@ def per_code_change(result: ExperimentResult, *, base: str = BASE, other: str = 
 
 
 def _settings(result: ExperimentResult) -> list[dict[str, Any]]:
-    entries = []
+    entries: list[dict[str, Any]] = []
+    if result.runs.empty:
+        return entries
     for name, group in result.runs.groupby("setting", sort=False):
         first = group.iloc[0]
         fits = int(group["seed"].nunique())
