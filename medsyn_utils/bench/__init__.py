@@ -13,5 +13,5 @@ BENCHMARKS = {
     "scoring": "single-pass BERTScore against two bert_score.score calls",
     "gpu": "every GPU figure in one call (decode, generation, scoring, LoRA); --dry-run on CPU",
     "scaling": "the Ray engine with two actors against one, on a local Ray",
-    "downstream": "downstream classifier (tfidf-svm) against plain logistic regression; all settings",
+    "downstream": "each classifier of the downstream panel: fit time and dev/test accuracy; --panel-settings times every setting",
 }
