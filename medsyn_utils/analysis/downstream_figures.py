@@ -140,6 +140,7 @@ def plot_changes(metrics: dict[str, Any], k: int = 1) -> Any:
         ax.set_xlabel(f"change in acc@{k} (points)", fontsize=7)
         ax.tick_params(labelsize=6)
         ax.grid(axis="x", linewidth=0.3)
+        ax.grid(axis="y", visible=False)
     axes[0][0].set_yticks(y)
     axes[0][0].set_yticklabels([f"real+synthetic − {BASE_LABELS[b]}" for b in bases], fontsize=6)
     axes[0][0].invert_yaxis()
