@@ -84,7 +84,8 @@ def _parameters(number: str, lm: Path, encoder: Path) -> dict:
         "04": {"encoder": str(encoder), "layer": 2, "calibration_size": 6, "paper_encoder": "",
                "assumed_percentile": 20.0, "show_notes": 1, "batch_size": 16},
         "05": {"seed": 1},
-        "06": {"seeds": 1, "char_ngrams": False, "max_features": 3000, "bootstrap": 50},
+        "06": {"seeds": 1, "char_ngrams": False, "max_features": 3000, "bootstrap": 100,
+               "panel": ["tfidf-svm"]},
         "07": {"base_model": str(lm), "encoder": str(encoder), "encoder_layer": 2, "max_steps": 3,
                "max_records": 12, "eval_tasks": 2, "eval_max_new_tokens": 8, "learning_rate": 0.01},
     }[number]
