@@ -259,6 +259,10 @@ def stage_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
                 entry = comparison[group][f"acc@{k}"]
                 out[f"{name}_{group}_change_acc@{k}"] = entry["change"]
                 out[f"{name}_{group}_change_acc@{k}_ci"] = [entry["ci_low"], entry["ci_high"]]
+    for label, entries in metrics.get("verdicts", {}).items():
+        for entry in entries:
+            if entry["codes"] == "all_codes":
+                out[f"verdict [{label}] {entry['difference']}"] = entry["verdict"]
     out["settings_run"] = [entry["setting"] for entry in metrics.get("settings", [])]
     out["settings_skipped"] = metrics.get("skipped_settings", {})
     return out
@@ -329,6 +333,16 @@ DIFFERENCE_LABELS = {"real_only": "real only", "real_oversampled": "oversampled"
                      "real_synthetic_random": "random same-size selection"}
 
 
+def _spread(row: dict[str, Any], setting: str) -> str:
+    """`` · control acc@1 48.4 ± 0.2 over 3 seeds`` for a control fitted over several seeds (mean
+    and sd over seeds beside the paired interval), else nothing."""
+    key = next((c for c in row if c.startswith(f"{setting} acc@1 sd over ")), None)
+    if key is None or row.get(key) is None or row.get(f"{setting} acc@1") is None:
+        return ""
+    seeds = key.split(" sd over ")[1].split()[0]
+    return f" · control acc@1 {100 * row[f'{setting} acc@1']:.1f} ± {100 * row[key]:.1f} over {seeds} seeds"
+
+
 def _group_label(row: dict[str, Any]) -> str:
     return " / ".join(str(row[k]) for k in ("group", "generation_model", "prior") if row.get(k))
 
@@ -392,7 +406,7 @@ def reproduction_markdown(rows: Sequence[dict[str, Any]], classifier: dict[str, 
             base = entry["difference"].split(" − ")[1]
             codes = "all" if entry["codes"] == "all_codes" else (
                 f"{entry['codes'][5:].replace('_', ' ')} ({entry['n'].split(', ')[0]})")
-            cells = [_change(r, entry["key"]) for r in members]
+            cells = [_change(r, entry["key"]) + _spread(r, base) for r in members]
             lines.append(f"| {DIFFERENCE_LABELS.get(base, base)} | {codes} | " + " | ".join(cells)
                          + f" | {entry['verdict']} |")
             if headline is None and entry["codes"] == "all_codes":

@@ -146,3 +146,18 @@ def test_bootstrap_zero_means_no_intervals_and_1_to_99_is_refused():
     for bad in (1, 50, 99, -5, 2.5, True):
         with pytest.raises(report.ParameterError, match="0 for no intervals"):
             report.check_bootstrap(bad)
+
+
+def test_random_controls_show_mean_and_spread_over_seeds_beside_the_interval(toy, fast):
+    real, dev, test, synthetic = toy(12, 0), toy(4, 1), toy(5, 2), toy(6, 3, noise="пациент отмечает")
+    result = run_settings(real, dev, test, synthetic,
+                          settings=experiment_settings(False, ("oversampled", "recombined")), seeds=3,
+                          make_model=fast, progress=False)
+    metrics = report.build_metrics(result, {"kept": len(synthetic)}, hard={}, n_bootstrap=100)
+    row = report.reproduction_row(metrics, {"group": "g"})
+    assert row["real_recombined acc@1 sd over 3 seeds"] >= 0
+    text = report.reproduction_markdown([row], metrics["classifier"])
+    recombined = next(line for line in text.splitlines() if line.startswith("| recombined | all |"))
+    assert "over 3 seeds" in recombined and "control acc@1" in recombined
+    only = next(line for line in text.splitlines() if line.startswith("| real only | all |"))
+    assert "seeds" not in only  # real only is one deterministic fit: no spread
