@@ -19,7 +19,8 @@ question, not for a leaderboard:
   never on test.
 
 ``tfidf-logreg`` is the same features with a multinomial logistic regression (lbfgs, C = 10,
-300 iterations; slower to fit, higher on dev); ``transformer`` (an encoder with a linear head, the paper's kind) lives in
+300 iterations; slower to fit, higher on dev); ``transformer`` (an encoder with a linear head,
+the paper's kind) lives in
 :mod:`medsyn_utils.downstream.transformer`.
 """
 

@@ -8,8 +8,8 @@ asks for:
 * ``real_oversampled``: real notes drawn again (with replacement) up to the per-code counts of
   real + synthetic: is a gain new text, or re-weighting of rare codes?
 * ``real_class_weighted``: real only, classes weighted inversely to their frequency;
-* ``real_recombined`` (optional): a cheap non-LLM augmentation with the synthetic set's per-code
-  counts, each note recombined from sentences of real train notes of the same code.
+* ``real_recombined`` (on by default, seeded): a cheap non-LLM augmentation with the synthetic
+  set's per-code counts, each note recombined from sentences of real train notes of that code.
 
 Real train notes train, dev and test evaluate (dev also chooses the classifier and defines one
 kind of hard code); nothing else crosses. A deterministic classifier on a full set (shares 0 or
