@@ -26,6 +26,7 @@ the paper's kind) lives in
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any, Sequence
 
@@ -121,8 +122,8 @@ class TfidfLinear(CodeClassifier):
                  max_iter: int = 1000, seed: int = 0) -> None:
         if estimator not in ("svm", "logreg"):
             raise ParameterError(f"estimator={estimator!r} is unknown: use svm or logreg")
-        if C <= 0:
-            raise ParameterError(f"C={C} must be positive")
+        if not (isinstance(C, (int, float)) and math.isfinite(C) and C > 0):
+            raise ParameterError(f"C={C} must be a finite positive number")
         self.estimator, self.C, self.max_iter, self.seed = estimator, float(C), int(max_iter), seed
         self.name = f"tfidf-{estimator}"
         self.features = TfidfFeatures(word_ngrams=word_ngrams, char_ngrams=char_ngrams,

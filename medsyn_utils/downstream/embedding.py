@@ -10,6 +10,7 @@ setting, seed and control shares them; the fit itself takes seconds and is deter
 
 from __future__ import annotations
 
+import math
 import threading
 import warnings
 from typing import Any, Sequence
@@ -81,8 +82,8 @@ class EmbeddingLogreg(CodeClassifier):
     def __init__(self, encoder: str = EMBEDDED_E5, *, C: float = DEFAULT_EMBEDDING_C,
                  max_length: int = 128, batch_size: int = 32, max_iter: int = 1000,
                  seed: int = 0) -> None:
-        if not C > 0:
-            raise ParameterError(f"C={C} must be positive")
+        if not (isinstance(C, (int, float)) and math.isfinite(C) and C > 0):
+            raise ParameterError(f"C={C} must be a finite positive number")
         if max_length < 8 or batch_size < 1:
             raise ParameterError(f"max_length={max_length} must be at least 8 and "
                                  f"batch_size={batch_size} at least 1")

@@ -125,3 +125,10 @@ def test_no_import_cycle_between_the_classifier_modules():
         assert not any(m and m.endswith("downstream.classifiers") for m in imported), name
     assert cl.CodeClassifier is __import__("medsyn_utils.downstream.base", fromlist=["x"]).CodeClassifier
     assert cl.PANEL[0] == "tfidf-svm" and set(cl.PANEL) <= set(cl.CLASSIFIERS)
+
+
+@pytest.mark.parametrize("kind", ["tfidf-svm", "tfidf-logreg", "e5-logreg"])
+@pytest.mark.parametrize("C", [float("nan"), float("inf"), 0.0, -1.0])
+def test_a_non_finite_or_non_positive_C_is_refused_before_any_fit(kind, C):
+    with pytest.raises(ParameterError, match="finite positive"):
+        cl.classifier_factory(kind, C=C)
