@@ -13,7 +13,7 @@ BENCHMARKS = {
     "scoring": "single-pass BERTScore against two bert_score.score calls",
     "gpu": "every GPU figure in one call (decode, generation, scoring, LoRA); --dry-run on CPU",
     "scaling": "the Ray engine with two actors against one, on a local Ray",
-    "downstream": "downstream classifier (tfidf-svm) against plain logistic regression; all settings",
     "matcher": "symptom matcher on gold RuMedSymptomRec pairs against stem match and BERTScore",
     "evaluate": "faithfulness part of the evaluation stage: notes per second",
+    "downstream": "each classifier of the downstream panel: fit time and dev/test accuracy; --panel-settings times every setting",
 }

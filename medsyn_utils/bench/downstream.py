@@ -1,13 +1,15 @@
-"""``medsyn bench downstream``: the downstream classifier against plain logistic regression.
+"""``medsyn bench downstream``: each classifier of the downstream panel, fit time and accuracy.
 
 Real RuMedTop3 train / dev / test visits (4,690 / 848 / 822) and a stand-in synthetic set of
 ``--n-synthetic`` long notes (default 2,400), each two to three real *train* full notes of one
 code joined (about 150 words, like LLM notes; no dev/test text). Measured in one run:
 
-* fit time and dev/test acc@1/3 of the real-only ``tfidf-svm`` (the default) and of a plain
-  multinomial logistic regression on the same features (``tfidf-logreg``), and their ratio;
-* the wall time of every setting the study runs by default (real only, real + synthetic,
-  synthetic only, real oversampled, real class-weighted) with ``tfidf-svm``, features included.
+* per classifier of ``--classifiers`` (the panel: ``tfidf-svm``, ``tfidf-logreg``,
+  ``e5-logreg``): the real-only fit time (features or embeddings timed apart) and dev/test
+  acc@1/3/5, and the logreg / svm fit-time ratio;
+* with ``--panel-settings``, the wall time of every setting and control the study runs by
+  default (real only, real + synthetic, synthetic only, oversampled, class-weighted, recombined;
+  random ones over 3 seeds) for each classifier, and their total (the panel's time).
 """
 
 from __future__ import annotations
@@ -23,9 +25,15 @@ from medsyn_utils.core.checks import SEED_MAX
 
 # Options of `medsyn bench downstream` (flags, argparse keywords); cli/bench.py adds them.
 OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
-    (("--n-synthetic",), dict(type=int, default=2400, help="stand-in synthetic notes")),
-    (("--logreg-max-iter",), dict(type=int, default=300, help="solver iterations of the logistic regression (lbfgs)")),
-    (("--seed",), dict(type=int, default=0, help="which train notes are joined")),
+    (("--n-synthetic",), dict(type=int, default=2400, help="stand-in synthetic notes [1..]")),
+    (("--logreg-max-iter",), dict(type=int, default=300, help="solver iterations of the logistic regression (lbfgs) [1..]")),
+    (("--seed",), dict(type=int, default=0, help="which train notes are joined [0..]")),
+    (("--classifiers",), dict(default="tfidf-svm,tfidf-logreg,e5-logreg",
+                              help="comma-separated classifiers of the panel to time")),
+    (("--embedding-encoder",), dict(default="embedded:multilingual-e5-small",
+                                    help="e5-logreg: encoder folder or embedded:multilingual-e5-small")),
+    (("--panel-settings",), dict(action="store_true",
+                                 help="also time every setting and control (3 seeds) for each classifier")),
 )
 
 # Allowed values of the numeric options (keywords of core.checks.check_number), checked by
@@ -54,46 +62,78 @@ def stand_in_synthetic(n: int, seed: int = 0) -> pd.DataFrame:
 
 
 def _real_only(kind: str, real: dict[str, pd.DataFrame], **options: Any) -> dict[str, float]:
-    from medsyn_utils.downstream.classifiers import make_classifier
+    """Real-only fit of one classifier: fit seconds (embedding or features apart) and dev/test acc."""
+    from medsyn_utils.downstream.classifiers import TfidfLinear, make_classifier
     from medsyn_utils.downstream.experiment import top_k_accuracy
 
-    model = make_classifier(kind, **options).fit_features(real["train"]["text"])
-    matrix = model.features.transform(real["train"]["text"])
+    model = make_classifier(kind, **options)
+    out: dict[str, float] = {}
     start = time.perf_counter()
-    model.fit_matrix(matrix, list(real["train"]["code"]))
-    seconds = time.perf_counter() - start
-    out = {"fit_seconds": round(seconds, 2)}
+    if isinstance(model, TfidfLinear):
+        model.fit_features(real["train"]["text"])
+        matrices = {s: model.features.transform(real[s]["text"]) for s in ("train", "dev", "test")}
+        out["features_seconds"] = round(time.perf_counter() - start, 2)
+        start = time.perf_counter()
+        model.fit_matrix(matrices["train"], list(real["train"]["code"]))
+        scores = {s: model.scores_matrix(matrices[s]) for s in ("dev", "test")}
+    else:
+        if hasattr(model, "vectors"):
+            model.vectors([t for s in ("train", "dev", "test") for t in real[s]["text"]])
+            out["embed_seconds"] = round(time.perf_counter() - start, 2)
+            start = time.perf_counter()
+        model.fit(list(real["train"]["text"]), list(real["train"]["code"]))
+        scores = {s: model.scores(list(real[s]["text"])) for s in ("dev", "test")}
+    out["fit_seconds"] = round(time.perf_counter() - start, 2)
     for split in ("dev", "test"):
-        acc = top_k_accuracy(model.scores(real[split]["text"]), real[split]["code"], model.classes_, (1, 3))
+        acc = top_k_accuracy(scores[split], real[split]["code"], model.classes_, (1, 3, 5))
         out.update({f"{split}_{k}": round(v, 4) for k, v in acc.items()})
     return out
 
 
 def run(args: Any) -> dict[str, Any]:
-    from medsyn_utils.downstream.classifiers import classifier_factory
+    from medsyn_utils.core.errors import ParameterError
+    from medsyn_utils.downstream.classifiers import CLASSIFIERS, classifier_factory
     from medsyn_utils.downstream.experiment import experiment_settings, run_settings
     from medsyn_utils.downstream.inputs import load_real
 
+    kinds = [k.strip() for k in str(args.classifiers).split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in CLASSIFIERS or k == "transformer"]
+    if not kinds or unknown:
+        raise ParameterError(f"--classifiers {args.classifiers!r}: use a comma-separated list of "
+                             f"tfidf-svm, tfidf-logreg, e5-logreg")
+    for name in ("n_synthetic", "logreg_max_iter"):
+        if getattr(args, name) < 1:
+            raise ParameterError(f"--{name.replace('_', '-')} {getattr(args, name)}: use 1 or more")
+    options = {"tfidf-logreg": {"max_iter": args.logreg_max_iter},
+               "e5-logreg": {"encoder": args.embedding_encoder}}
     real = load_real()
     synthetic = stand_in_synthetic(args.n_synthetic, args.seed)
-    svm = _real_only("tfidf-svm", real)
-    logreg = _real_only("tfidf-logreg", real, max_iter=args.logreg_max_iter, C=10.0)
-    start = time.perf_counter()
-    result = run_settings(real["train"], real["dev"], real["test"], synthetic,
-                          settings=experiment_settings(False), seeds=1,
-                          make_model=classifier_factory("tfidf-svm"), progress=False)
-    settings_seconds = time.perf_counter() - start
-    summary = result.summary().query("split == 'test'").set_index("setting")
-    return {
-        "svm_fit_seconds": svm["fit_seconds"], "logreg_fit_seconds": logreg["fit_seconds"],
-        "ratio": round(logreg["fit_seconds"] / max(svm["fit_seconds"], 1e-9), 2),
-        **{f"svm_{k}": v for k, v in svm.items() if k != "fit_seconds"},
-        **{f"logreg_{k}": v for k, v in logreg.items() if k != "fit_seconds"},
-        "settings": list(summary.index),
-        "settings_seconds": round(settings_seconds, 1),
-        **{f"{name}_test_acc@1": round(float(row["acc@1"]), 4) for name, row in summary.iterrows()},
+    per = {kind: _real_only(kind, real, **options.get(kind, {})) for kind in kinds}
+    out: dict[str, Any] = {"classifiers": per}
+    if {"tfidf-svm", "tfidf-logreg"} <= set(per):
+        out.update(svm_fit_seconds=per["tfidf-svm"]["fit_seconds"],
+                   logreg_fit_seconds=per["tfidf-logreg"]["fit_seconds"],
+                   ratio=round(per["tfidf-logreg"]["fit_seconds"]
+                               / max(per["tfidf-svm"]["fit_seconds"], 1e-9), 2))
+    if getattr(args, "panel_settings", False):
+        settings = experiment_settings(False, ("oversampled", "class_weighted", "recombined"))
+        panel_seconds = {}
+        for kind in kinds:
+            start = time.perf_counter()
+            result = run_settings(real["train"], real["dev"], real["test"], synthetic,
+                                  settings=settings, seeds=3,
+                                  make_model=classifier_factory(kind, **options.get(kind, {})),
+                                  progress=False)
+            panel_seconds[kind] = round(time.perf_counter() - start, 1)
+            summary = result.summary().query("split == 'test'").set_index("setting")
+            per[kind]["settings_test_acc@1"] = {name: round(float(row["acc@1"]), 4)
+                                                for name, row in summary.iterrows()}
+        out.update(panel_settings_seconds=panel_seconds,
+                   panel_seconds_total=round(sum(panel_seconds.values()), 1),
+                   settings=[s.name for s in settings], seeds=3)
+    out.update({
         "n_real_train": int(len(real["train"])), "n_synthetic": int(len(synthetic)),
         "real_median_words": float(real["train"]["text"].str.split().str.len().median()),
         "synthetic_median_words": float(synthetic["text"].str.split().str.len().median()),
-        "classifier": result.classifier,
-    }
+    })
+    return out

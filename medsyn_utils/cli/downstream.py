@@ -13,16 +13,22 @@ from medsyn_utils.downstream.experiment import KS
 
 
 def _ci(entry: dict[str, Any]) -> str:
+    if entry["ci_low"] is None:
+        return f"{100 * entry['change']:+.2f} (no interval: bootstrap 0)"
     return (f"{100 * entry['change']:+.2f} [{100 * entry['ci_low']:+.2f}, "
             f"{100 * entry['ci_high']:+.2f}]")
 
 
 def _print_summary(metrics: dict[str, Any], out: Any) -> None:
+    from medsyn_utils.downstream.inputs import steps_line
+
     counts = metrics["synthetic"]
-    print(f"synthetic notes: {counts['input_rows']} read, {counts['rows_selected']} selected, "
-          f"{counts['kept']} used ({counts['outside_task_codes']} outside the 105 codes, "
-          f"{counts['leaked_dev_test']} drawing on dev/test text, {counts['failed_filter']} failed "
-          f"the filter, {counts['filter_not_applicable']} where the filter did not apply)", file=out)
+    print(f"synthetic notes: {steps_line(counts)}", file=out)
+    leakage = counts.get("leakage", {})
+    if leakage:
+        print(f"leakage checks: ran {', '.join(leakage.get('ran', [])) or 'none'}; could not run "
+              f"{', '.join(leakage.get('could_not_run', [])) or 'none'}; flagged "
+              f"{leakage.get('flagged_rows', 0)} row(s)", file=out)
     for column in ("generation_model", "prior", "example_source"):
         if f"{column}_counts" in counts:
             print(f"  selected per {column}: {counts[f'{column}_counts']}", file=out)
@@ -31,10 +37,18 @@ def _print_summary(metrics: dict[str, Any], out: Any) -> None:
         values = "  ".join(f"acc@{k} {100 * test[f'acc@{k}']:.2f}"
                            + (f"±{100 * sd[f'acc@{k}']:.2f}" if sd else "") for k in KS)
         print(f"{entry['setting']:22} test {values}  ({entry['fits']} fit(s))", file=out)
-    for comparison in metrics["comparisons"]:
-        groups = [g for g in comparison if g == "all_codes" or g.startswith("hard_")]
-        print(f"{comparison['other']} − {comparison['base']} (paired 95 % CI, points): " + "; ".join(
-            f"{group} acc@1 {_ci(comparison[group]['acc@1'])}" for group in groups), file=out)
+    for name, member in metrics.get("panel", {}).items():
+        for comparison in member["comparisons"]:
+            if comparison["other"] != "real_synthetic":
+                continue
+            groups = [g for g in comparison if g == "all_codes" or g.startswith("hard_")]
+            print(f"[{name}] {comparison['other']} − {comparison['base']} (95 % CI, points): "
+                  + "; ".join(f"{group} acc@1 {_ci(comparison[group]['acc@1'])}" for group in groups),
+                  file=out)
+    for label, entries in metrics.get("verdicts", {}).items():
+        for entry in entries:
+            if entry["codes"] == "all_codes":
+                print(f"verdict [{label}] {entry['difference']}: {entry['verdict']}", file=out)
 
 
 def _cli(args: argparse.Namespace) -> int:
@@ -52,8 +66,8 @@ def _cli(args: argparse.Namespace) -> int:
     _print_summary(study.metrics, stream)
     print(f"wrote {', '.join(str(p) for p in study.paths.values())}", file=stream)
     if args.json:
-        print(json.dumps({"summary": study.metrics["summary"], "reproduction": study.reproduction},
-                         ensure_ascii=False, default=str))
+        print(json.dumps({"summary": study.metrics["summary"], "verdicts": study.metrics["verdicts"],
+                          "reproduction": study.reproduction}, ensure_ascii=False, default=str))
     return 0
 
 

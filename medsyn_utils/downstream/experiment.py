@@ -8,8 +8,8 @@ asks for:
 * ``real_oversampled``: real notes drawn again (with replacement) up to the per-code counts of
   real + synthetic: is a gain new text, or re-weighting of rare codes?
 * ``real_class_weighted``: real only, classes weighted inversely to their frequency;
-* ``real_recombined`` (optional): a cheap non-LLM augmentation with the synthetic set's per-code
-  counts, each note recombined from sentences of real train notes of the same code.
+* ``real_recombined`` (on by default, seeded): a cheap non-LLM augmentation with the synthetic
+  set's per-code counts, each note recombined from sentences of real train notes of that code.
 
 Real train notes train, dev and test evaluate (dev also chooses the classifier and defines one
 kind of hard code); nothing else crosses. A deterministic classifier on a full set (shares 0 or
@@ -375,3 +375,18 @@ def lowest_dev_accuracy_codes(result: ExperimentResult, quantile: float = 0.25,
     per_code = pd.Series(correct).groupby(result.codes["dev"]).mean()
     cut = float(np.quantile(per_code.to_numpy(), quantile))
     return sorted(per_code[per_code <= cut].index.tolist())
+
+
+def add_setting(result: ExperimentResult, other: ExperimentResult, source: str, name: str) -> None:
+    """Copy setting ``source`` of ``other`` into ``result`` as ``name`` (fits stacked when ``name``
+    is already there): how the selection controls (all notes, random same-size) join the table."""
+    if source not in other.correctness:
+        result.skipped[name] = other.skipped.get(source, f"{source} did not run")
+        return
+    runs = other.runs[other.runs["setting"] == source].assign(setting=name, control=name)
+    result.runs = pd.concat([result.runs, runs], ignore_index=True)
+    target = result.correctness.setdefault(name, {})
+    for split, per_k in other.correctness[source].items():
+        for k, values in per_k.items():
+            earlier = target.setdefault(split, {}).get(k)
+            target[split][k] = values if earlier is None else np.vstack([earlier, values])

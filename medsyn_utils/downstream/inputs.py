@@ -8,6 +8,7 @@ the leakage guard (:mod:`medsyn_utils.downstream.leakage`).
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -26,7 +27,7 @@ CODE_COLUMNS = ("ICD-10", "icd10", "category", "code")
 SELECTION_COLUMNS = {"models": "generation_model", "priors": "prior",
                      "example_sources": "example_source"}
 NOT_APPLICABLE = "filter not applicable"
-KEEP_COLUMNS = ("generation_model", "prior", "example_source", "idx", "filter_group")
+KEEP_COLUMNS = ("generation_model", "prior", "example_source", "idx", "filter_group", "selected")
 
 
 def to_category(code: Any) -> str | None:
@@ -149,3 +150,84 @@ def prepare_synthetic(frame: pd.DataFrame, *, categories: Iterable[str],
     counts["kept_codes"] = int(work["code"].nunique())
     keep = ["text", "code"] + [c for c in KEEP_COLUMNS if c in work.columns]
     return work[keep].reset_index(drop=True), counts
+
+
+# --------------------------------------------------------------------------------------------
+# Selection by any numeric column (--select 'COLUMN>=VALUE') and the empty-result guard
+# --------------------------------------------------------------------------------------------
+
+_SELECT = re.compile(r"^\s*([^<>=!\s]+)\s*(>=|<=|==|>|<)\s*(\S+)\s*$")
+_OPERATORS = {">=": np.greater_equal, "<=": np.less_equal, "==": np.equal,
+              ">": np.greater, "<": np.less}
+
+
+def numeric_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns with at least one numeric value (what ``select`` can compare)."""
+    return sorted(str(c) for c in frame.columns
+                  if pd.to_numeric(frame[c], errors="coerce").notna().any()
+                  and frame[c].dtype != bool)
+
+
+def parse_select(expression: str, frame: pd.DataFrame) -> tuple[str, str, float]:
+    """``'symptom_coverage>=0.5'`` → ``("symptom_coverage", ">=", 0.5)``, checked against ``frame``."""
+    available = ", ".join(numeric_columns(frame)) or "none"
+    match = _SELECT.match(str(expression))
+    if not match:
+        raise ParameterError(f"select={expression!r} is not COLUMN OP VALUE with OP one of "
+                             f">=, >, <=, <, == (e.g. 'symptoms_recall>=0.65'); numeric columns "
+                             f"available: {available}")
+    column, op, raw = match.groups()
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not np.isfinite(value):
+        raise ParameterError(f"select={expression!r}: the value {raw!r} is not a finite number")
+    if column not in frame.columns:
+        raise ParameterError(f"select={expression!r}: the synthetic table has no column "
+                             f"{column!r}; numeric columns available: {available}")
+    if column not in numeric_columns(frame):
+        raise ParameterError(f"select={expression!r}: column {column!r} holds no numbers; "
+                             f"numeric columns available: {available}")
+    return column, op, value
+
+
+def select_mask(frame: pd.DataFrame, expression: str) -> pd.Series:
+    """Rows passing ``expression``; a missing value never passes."""
+    column, op, value = parse_select(expression, frame)
+    values = pd.to_numeric(frame[column], errors="coerce")
+    return pd.Series(_OPERATORS[op](values.to_numpy(dtype=float), value) & values.notna().to_numpy(),
+                     index=frame.index)
+
+
+def steps_line(counts: dict[str, Any]) -> str:
+    """The counts at each step of :func:`prepare_synthetic` and why rows were dropped."""
+    read = counts.get("input_rows", 0)
+    parts = [f"{counts.get('rows_before_selection', read)} read"]
+    if "rows_selected" in counts:
+        parts.append(f"{counts['rows_selected']} selected by model/prior/example source")
+    after_empty = read - counts.get("empty_response", 0)
+    parts.append(f"{after_empty} with a non-empty response ({counts.get('empty_response', 0)} empty)")
+    after_filter = after_empty - counts.get("failed_filter", 0) - counts.get("filter_not_applicable", 0)
+    if counts.get("filter", "off") != "off":
+        parts.append(f"{after_filter} passed the filter ({counts.get('failed_filter', 0)} failed, "
+                     f"{counts.get('filter_not_applicable', 0)} where it did not apply; "
+                     f"{counts['filter']})")
+    outside = counts.get("outside_task_codes", 0)
+    examples = ", ".join(f"{k} ×{v}" for k, v in counts.get("outside_task_code_examples", {}).items())
+    parts.append(f"{after_filter - outside} with one of the 105 RuMedTop3 codes ({outside} outside"
+                 + (f": {examples}" if examples else "") + ")")
+    parts.append(f"{counts.get('kept', 0)} after the leakage guard "
+                 f"({counts.get('leaked_dev_test', 0)} drawing on dev/test text)")
+    if "select" in counts:
+        parts.append(f"{counts.get('kept_selected', 0)} passing select {counts['select']!r}")
+    return "; ".join(parts)
+
+
+def require_notes(counts: dict[str, Any], kept: int, what: str = "synthetic notes") -> None:
+    """Stop with the counts at each step when nothing is left to train on: an experiment with 0
+    synthetic notes would report real + synthetic identical to real only as a result."""
+    if kept < 1:
+        raise InputTableError(f"no {what} left to train on, so there is no experiment to report: "
+                              f"{steps_line(counts)}. Check the codes, the response column, the "
+                              f"filter thresholds and the selection")

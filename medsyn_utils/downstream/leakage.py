@@ -1,6 +1,6 @@
 """Leakage guard: synthetic training notes must not carry dev/test text, and it says what it checked.
 
-Checks, each run where the table allows it and recorded as run or not possible:
+Checks, each run where the table allows it and recorded as ran, or not run and why:
 
 * ``example_visit_id``: the style example is a dev/test visit (tables made by this kit);
 * ``anamnesis text``: the style example equals a dev/test text, or starts with a long one;
@@ -106,35 +106,46 @@ def _missing(value: Any) -> bool:
 def check_leakage(work: pd.DataFrame, held_out: HeldOut) -> tuple[pd.Series, dict[str, Any]]:
     """Rows of ``work`` (with ``text``) that draw on dev/test text, and what was checked.
 
-    Returns the boolean mask of leaked rows and a report: per check ``"ran"`` or why it could
-    not run, and per check the number of rows it flagged (a row may be flagged by several).
+    Returns the boolean mask of leaked rows and a report that only claims what ran: per check
+    ``"ran"`` (or ``"ran on N of M rows"``) or why it could not (``"not run: column … empty"``,
+    ``"not run: no … column"``), the rows each could check, the lists ``ran`` /
+    ``could_not_run``, and per check that ran the rows it flagged (a row may be flagged by
+    several).
     """
     leaked = pd.Series(False, index=work.index)
     checks: dict[str, str] = {}
     flagged: dict[str, int] = {}
+    rows_checked: dict[str, int] = {}
 
-    def record(name: str, mask: pd.Series) -> None:
+    def present(column: str) -> pd.Series:
+        return work[column].map(lambda v: isinstance(v, str) and bool(v.strip()) or (
+            not isinstance(v, str) and not _missing(v)))
+
+    def record(name: str, column: str, test) -> None:
         nonlocal leaked
-        checks[name] = "ran"
+        if column not in work.columns:
+            checks[name] = f"not run: no {column} column"
+            rows_checked[name] = 0
+            return
+        has = present(column).astype(bool)
+        rows_checked[name] = int(has.sum())
+        if not has.any():
+            checks[name] = f"not run: column {column} empty (0 of {len(work)} rows to check)"
+            return
+        mask = work[column].where(has).map(lambda v: bool(test(v)) if isinstance(v, str) or
+                                           not _missing(v) else False).astype(bool) & has
+        checks[name] = "ran" if has.all() else f"ran on {int(has.sum())} of {len(work)} rows"
         flagged[name] = int(mask.sum())
         leaked = leaked | mask
 
-    if "example_visit_id" in work.columns:
-        record("example_visit_id", work["example_visit_id"].map(
-            lambda v: not _missing(v) and str(v) in held_out.ids).astype(bool))
-    else:
-        checks["example_visit_id"] = "not possible: no example_visit_id column"
-    if "anamnesis" in work.columns:
-        record("anamnesis text", work["anamnesis"].map(held_out.matches).astype(bool))
-    else:
-        checks["anamnesis text"] = "not possible: no anamnesis column"
-    record("response equals dev/test", work["text"].map(
-        lambda t: normalise_text(t) in held_out.texts).astype(bool))
-    record("response n-grams", work["text"].map(held_out.overlaps).astype(bool))
-    if "prompt" in work.columns:
-        record("prompt n-grams", work["prompt"].map(held_out.overlaps).astype(bool))
-    else:
-        checks["prompt n-grams"] = "not possible: no prompt column"
-    report = {"checks": checks, "flagged": flagged, "ngram": LEAKAGE_NGRAM,
-              "ngrams_ignored": "n-grams that also stand in a train note"}
+    record("example_visit_id", "example_visit_id", lambda v: str(v) in held_out.ids)
+    record("anamnesis text", "anamnesis", held_out.matches)
+    record("response equals dev/test", "text", lambda t: normalise_text(t) in held_out.texts)
+    record("response n-grams", "text", held_out.overlaps)
+    record("prompt n-grams", "prompt", held_out.overlaps)
+    report = {"checks": checks, "flagged": flagged, "rows_checked": rows_checked,
+              "ran": sorted(n for n, v in checks.items() if v.startswith("ran")),
+              "could_not_run": sorted(n for n, v in checks.items() if v.startswith("not run")),
+              "flagged_rows": int(leaked.sum()),
+              "ngram": LEAKAGE_NGRAM, "ngrams_ignored": "n-grams that also stand in a train note"}
     return leaked, report

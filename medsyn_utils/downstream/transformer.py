@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from medsyn_utils.core.errors import ModelError
-from medsyn_utils.downstream.classifiers import CodeClassifier, balanced_weights, check_training_labels
+from medsyn_utils.downstream.base import CodeClassifier, balanced_weights, check_training_labels
 
 OPTIONS = ("encoder", "max_length", "batch_size", "epochs", "learning_rate", "head_learning_rate",
            "weight_decay", "warmup_ratio", "max_steps", "device")

@@ -228,14 +228,18 @@ def _check_range(value: Any, param: NotebookParameter, where: str) -> None:
 
 
 def check_value(param: NotebookParameter, value: Any, where: str,
-                from_cli: str | None = None) -> Any:
-    """Check one value against a declared parameter; return it converted (int → float, ...)."""
+                from_cli: str | None = None, *, ranges: bool = True) -> Any:
+    """Check one value against a declared parameter; return it converted (int → float, ...).
+
+    ``ranges=False``: the type only (a stage with a config checks ranges and choices there).
+    """
     if value is None and param.default is None and param.default_text.strip() == "None":
         return None
     type_text = param.type or (type(param.default).__name__ if param.default is not None else "")
     if type_text:
         value = _check_type(value, type_text, where, from_cli)
-    _check_range(value, param, where)
+    if ranges:
+        _check_range(value, param, where)
     return value
 
 

@@ -181,12 +181,15 @@ def _stage_values(stage: Stage, config: Mapping[str, Any], params: Mapping[str, 
         else:
             values[name] = (value, cli_raw.get((stage.name, name)))
     checked: dict[str, Any] = {}
-    for name, (value, raw) in values.items():
-        try:
-            checked[name] = check_value(params[name], value, f"{stage.name}.{name}", raw)
+    contract = config_for(stage.name)
+    for name, value_raw in values.items():
+        value, raw = value_raw
+        in_contract = contract is not None and name in contract.model_fields
+        try:  # a stage's config checks ranges and choices itself, in one wording for every door
+            checked[name] = check_value(params[name], value, f"{stage.name}.{name}", raw,
+                                        ranges=not in_contract)
         except ParameterError as error:
             errors.append(f"{label}: {error} (see `medsyn params {stage.name}`)")
-    contract = config_for(stage.name)
     if contract is not None:  # the stage contract: types, ranges (finite numbers), choices
         own = {name: value for name, value in checked.items() if name in contract.model_fields}
         problems = contract.problems(own)

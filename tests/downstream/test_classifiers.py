@@ -82,3 +82,53 @@ def test_dev_search_ranks_candidates_and_options_pass_through(toy, monkeypatch):
     assert set(best) == {"min_df", "char_ngrams", "C"} and best["char_ngrams"] is None
     assert tuning.choose_options("tfidf-svm", {"C": 2.0}) == ({"C": 2.0}, None, None)
     assert tuning.choose_options("transformer", {"encoder": "x"}, tune=True)[1] is None
+
+
+def test_embedding_classifier_same_interface_on_a_tiny_encoder(tiny_encoder_dir, toy):
+    from medsyn_utils.downstream import embedding
+
+    train = toy(6, seed=0)
+    model = cl.make_classifier("e5-logreg", encoder=str(tiny_encoder_dir), C=100.0)
+    assert model.fit(train["text"], train["code"]) is model and model.deterministic
+    texts = ["жалобы на изжога тошнота", "жалобы на жажда сахар"]
+    scores = model.scores(texts)
+    assert scores.shape == (2, len(TOY_WORDS))
+    assert model.describe()["pooling"].startswith("mean")
+    vectors = embedding.embed(texts, str(tiny_encoder_dir))
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(embedding.embed(texts[::-1], str(tiny_encoder_dir)), vectors[::-1])  # cached, same rows
+    # the same training set gives the same model: fitted once per setting, like the TF-IDF pair
+    again = cl.make_classifier("e5-logreg", encoder=str(tiny_encoder_dir), C=100.0).fit(train["text"], train["code"])
+    assert np.allclose(again.scores(texts), scores)
+    with pytest.raises(ParameterError, match="epochs"):
+        cl.make_classifier("e5-logreg", epochs=2)
+    with pytest.raises(ParameterError, match="C=0"):
+        cl.make_classifier("e5-logreg", C=0)
+    with pytest.raises(ModelError, match="not fitted"):
+        cl.make_classifier("e5-logreg").scores(["x"])
+
+
+def test_no_import_cycle_between_the_classifier_modules():
+    """classifiers imports transformer and embedding; neither imports classifiers (their shared
+    interface lives in downstream/base.py), so no import needs to be lazy to break a cycle."""
+    import ast
+    from pathlib import Path
+
+    import medsyn_utils.downstream as package
+
+    folder = Path(package.__file__).parent
+    for name in ("transformer", "embedding", "base"):
+        tree = ast.parse((folder / f"{name}.py").read_text(encoding="utf-8"))
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                     for alias in node.names}
+        assert not any(m and m.endswith("downstream.classifiers") for m in imported), name
+    assert cl.CodeClassifier is __import__("medsyn_utils.downstream.base", fromlist=["x"]).CodeClassifier
+    assert cl.PANEL[0] == "tfidf-svm" and set(cl.PANEL) <= set(cl.CLASSIFIERS)
+
+
+@pytest.mark.parametrize("kind", ["tfidf-svm", "tfidf-logreg", "e5-logreg"])
+@pytest.mark.parametrize("C", [float("nan"), float("inf"), 0.0, -1.0])
+def test_a_non_finite_or_non_positive_C_is_refused_before_any_fit(kind, C):
+    with pytest.raises(ParameterError, match="finite positive"):
+        cl.classifier_factory(kind, C=C)

@@ -10,6 +10,7 @@ from conftest import HELD
 from medsyn_utils.core.errors import InputTableError, ParameterError
 from medsyn_utils.downstream import inputs
 from medsyn_utils.score.filter import filter_status, passed_filter
+from medsyn_utils.downstream.inputs import prepare_synthetic
 from medsyn_utils.downstream.leakage import HeldOut
 
 
@@ -108,3 +109,46 @@ def test_prepare_synthetic_names_missing_columns():
         inputs.prepare_synthetic(pd.DataFrame({"ICD-10": ["J06"]}), categories=["J06"], held_out=held)
     with pytest.raises(InputTableError, match="code column"):
         inputs.prepare_synthetic(pd.DataFrame({"response": ["x"]}), categories=["J06"], held_out=held)
+
+
+def test_select_parses_any_numeric_column_and_names_the_columns_on_a_bad_expression(published):
+    from medsyn_utils.downstream.inputs import parse_select, select_mask
+
+    frame = published([{"symptoms_recall": 0.5}, {"symptoms_recall": 0.7}, {"symptoms_recall": None}])
+    frame["symptom_coverage"] = [1.0, 0.25, 0.5]
+    assert parse_select("symptom_coverage >= 0.5", frame) == ("symptom_coverage", ">=", 0.5)
+    assert select_mask(frame, "symptom_coverage>=0.5").tolist() == [True, False, True]
+    assert select_mask(frame, "symptoms_recall>0.6").tolist() == [False, True, False]  # NaN never passes
+    assert select_mask(frame, "symptom_coverage<0.5").tolist() == [False, True, False]
+    assert select_mask(frame, "symptom_coverage==1").tolist() == [True, False, False]
+    assert select_mask(frame, "symptoms_recall<=0.5").tolist() == [True, False, False]
+    for bad, why in (("coverage>=0.5", "no column 'coverage'"), ("symptom_coverage=>0.5", "not COLUMN OP VALUE"),
+                     ("symptom_coverage>=high", "not a finite number"), ("response>=1", "holds no numbers"),
+                     ("symptom_coverage>=nan", "not a finite number")):
+        with pytest.raises(ParameterError, match=why) as error:
+            parse_select(bad, frame)
+        assert "symptom_coverage" in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("case", ["codes", "empty", "filtered"])
+def test_no_note_left_stops_with_the_counts_at_each_step(published, case):
+    """Issue 24 cases 4–6 at the input step: every code outside the 105, every response empty,
+    every note failing the filter → one line with the counts, never an experiment of 0 notes."""
+    from medsyn_utils.core.errors import InputTableError
+    from medsyn_utils.downstream.inputs import require_notes
+
+    rows = {"codes": [{"ICD-10": "Z99.9"}] * 3, "empty": [{"response": "  "}, {"response": None}, {}],
+            "filtered": [{"symptoms_recall": 0.1}] * 3}[case]
+    if case == "empty":
+        rows[2] = {"response": ""}
+    frame = published(rows).drop(columns=["anamnesis"])
+    kept, counts = prepare_synthetic(frame, categories=["J06"], use_filter=case == "filtered",
+                                     held_out=HeldOut.from_frames(HELD))
+    assert counts["kept"] == 0 and kept.empty
+    with pytest.raises(InputTableError) as error:
+        require_notes(counts, counts["kept"])
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("no synthetic notes left to train on")
+    assert "3 read" in message
+    expected = {"codes": "3 outside: Z99.9 ×3", "empty": "(3 empty)", "filtered": "0 passed the filter (3 failed"}[case]
+    assert expected in message

@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 NB05 = ROOT / "notebooks" / "05_analysis_plots.ipynb"
 NB06 = ROOT / "notebooks" / "06_downstream_icd.ipynb"
-SMALL_06 = {"seeds": 1, "char_ngrams": False, "bootstrap": 50}
+SMALL_06 = {"seeds": 1, "char_ngrams": False, "bootstrap": 100, "panel": ["tfidf-svm"]}
 
 pytestmark = pytest.mark.notebooks
 
@@ -67,10 +67,12 @@ def test_notebook_05_demo_is_marked(tmp_path, data_dir):
     assert "DEMO DATA" in (run / "figures" / "index.md").read_text(encoding="utf-8")
 
 
-def test_notebook_06_on_a_schema_shaped_file_with_selection(tmp_path, schema_file):
+def test_notebook_06_on_a_schema_shaped_file_with_selection(tmp_path, schema_file, tiny_encoder_dir):
     run = tmp_path / "run"
     record = _run(NB06, run, {"run_dir": str(run), "synthetic_path": str(schema_file),
-                              "models": ["demo-model-a"], "by_group": False, **SMALL_06})
+                              "models": ["demo-model-a"], "by_group": False, **SMALL_06,
+                              "panel": ["tfidf-svm", "e5-logreg"], "embedding_encoder": str(tiny_encoder_dir),
+                              "select": "symptoms_recall>=0.6"})
     metrics = record["metrics"]
     for key in ("real_only_test_acc@1", "real_synthetic_test_acc@3", "real_oversampled_test_acc@1",
                 "real_class_weighted_test_acc@1"):
@@ -81,6 +83,8 @@ def test_notebook_06_on_a_schema_shaped_file_with_selection(tmp_path, schema_fil
     assert saved["synthetic"]["generation_model_counts"].keys() == {"demo-model-a"}
     assert saved["summary"]["real_synthetic_test_acc@1"] == metrics["real_synthetic_test_acc@1"]
     assert saved["demo"] is False and str(schema_file) in saved["synthetic_source"]
+    assert set(saved["panel"]) == {"tfidf-svm", "e5-logreg"} and saved["verdicts"]["all selected notes"]
+    assert "real_synthetic_random" in {e["setting"] for e in saved["settings"]}
     assert (run / "figures" / "downstream" / "per_code_change.png").is_file()
     assert (run / "reproduction.md").is_file() and (run / "reproduction.csv").is_file()
 

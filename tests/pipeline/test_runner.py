@@ -222,7 +222,9 @@ def test_unknown_parameter_refused_before_execution(tmp_path, capsys):
 
 @pytest.mark.parametrize("text, message", [
     ("tasks: {n: three}\n", "tasks.n must be int, got str 'three'"),
-    ("tasks: {n: 500}\n", r"tasks.n=500 is out of range \[1..50\]"),
+    # a name the stage's config does not own keeps the range of the notebook's help comment
+    ("tasks: {scale: 50}\n", r"tasks.scale=50.0 is out of range \[0..10\]"),
+    ("tasks: {n: 0}\n", r"tasks.n=0 is not accepted: use an integer in \[1..\]"),
     ("tasks: {mode: odd}\n", r"tasks.mode='odd' is not one of \{plain\|fancy\}"),
     ("tasks: {tags: a}\n", "tasks.tags must be list"),
     ("common: {sed: 1}\n", "unknown common parameter 'sed'"),
