@@ -44,7 +44,7 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--batch-size",), dict(type=int, default=16, help="batch size of the batched mode")),
     (("--max-new-tokens",), dict(type=int, default=128, help="tokens per note, forced (a short note; published notes are longer)")),
     (("--device",), dict(default="auto", help="auto | cpu | cuda")),
-    (("--dtype",), dict(default="auto", help="auto | float32 | bfloat16 | float16")),
+    (("--dtype",), dict(default="auto", help="auto (bf16 on CUDA and on a CPU with AVX512-BF16/AMX, else float32) | float32 | bfloat16 | float16")),
     (("--threads",), dict(type=int, default=0, help="torch CPU threads (0 = torch's default)")),
     (("--skip-sequential",), dict(action="store_true", help="time only the batched mode(s)")),
     (("--compare-bf16",), dict(default="auto", choices=("auto", "on", "off"), help="also run batched in bf16 and fp32 and compare (auto: on a CPU with AVX512-BF16/AMX)")),
