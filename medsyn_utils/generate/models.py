@@ -326,9 +326,11 @@ _DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16"
            "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16"}
 
 
-# Whether dtype "auto" generates in bf16 on a CPU with native bf16 (AVX512-BF16/AMX): set by the
-# measurement in benchmarks/README.md (speed-up and share of greedy notes identical to fp32).
-AUTO_CPU_BF16_GENERATION = True
+# Whether dtype "auto" generates in bf16 on a CPU with native bf16 (AVX512-BF16/AMX). Off: in
+# bf16 a note written in a batch (left padding) is no longer always the note written alone under
+# greedy decoding (tests/generate/test_generation.py fails with it on), and the speed-up was not
+# measured to the end (benchmarks/README.md). dtype="bfloat16" asks for it explicitly.
+AUTO_CPU_BF16_GENERATION = False
 
 
 def pick_dtype(dtype: str, device: str, *, generation: bool = False):
