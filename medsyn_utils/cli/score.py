@@ -119,7 +119,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda where available)")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="encoder precision: fp32 (default), bf16 (CUDA, or a CPU with "
-                             "AVX512-BF16/AMX: 1.7x, 99.3 %% of filter decisions as fp32), int8 or "
+                             "AVX512-BF16/AMX: 1.1-1.7x, 99.3 %% of filter decisions as fp32), int8 or "
                              "int8-attention (CPU), fp16 (CUDA), auto (the measured default: fp32 "
                              "today); see benchmarks/README.md")
     parser.add_argument("--chunk-rows", type=int, default=256, help="notes per resumable chunk")
