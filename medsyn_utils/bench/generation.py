@@ -4,6 +4,13 @@ The original MedSyn scripts generated one note per ``generate`` call. This bench
 against the kit's batched backend on the same tasks and model, with the same output length
 (``min_new_tokens = max_new_tokens``, greedy), in one run, and prints the ratio of tokens/s.
 
+On a CPU with native bf16 (AVX512-BF16/AMX) the batched mode is also run with the model in the
+other of float32/bfloat16 on the same prompts: tokens/s of both, the speed-up and the share of
+greedy notes identical to fp32's (``--compare-bf16 off`` skips it). Each batched rate stands
+beside its bound (:mod:`medsyn_utils.bench.bound`): the model's own linear layers timed alone in
+its dtype at the batch's shapes — prefill over the padded prompt, then one row per note and
+decode step — ``bound_<dtype>_tokens_per_s`` and ``fraction_of_bound``.
+
 ``--gpu-sweep`` instead times a 7B-shaped Llama with random weights (bf16, CUDA) at batch sizes
 1/16/64/256 and compares decode speed with the memory-bandwidth bound (every decode step reads
 all weights and the KV cache once).
@@ -37,8 +44,10 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--batch-size",), dict(type=int, default=16, help="batch size of the batched mode")),
     (("--max-new-tokens",), dict(type=int, default=128, help="tokens per note, forced (a short note; published notes are longer)")),
     (("--device",), dict(default="auto", help="auto | cpu | cuda")),
-    (("--dtype",), dict(default="auto", help="auto | float32 | bfloat16 | float16")),
+    (("--dtype",), dict(default="auto", help="auto (bf16 on CUDA and on a CPU with AVX512-BF16/AMX, else float32) | float32 | bfloat16 | float16")),
     (("--threads",), dict(type=int, default=0, help="torch CPU threads (0 = torch's default)")),
+    (("--skip-sequential",), dict(action="store_true", help="time only the batched mode(s)")),
+    (("--compare-bf16",), dict(default="auto", choices=("auto", "on", "off"), help="also run batched in bf16 and fp32 and compare (auto: on a CPU with AVX512-BF16/AMX)")),
     (("--gpu-sweep",), dict(action="store_true", help="time a 7B-shaped random model on CUDA at several batch sizes instead")),
     (("--sweep-batches",), dict(default="1,16,64,256", help="batch sizes of the GPU sweep")),
     (("--sweep-prompt-tokens",), dict(type=int, default=128, help="prompt length of the GPU sweep")),
@@ -69,13 +78,14 @@ def bench_prompts(n: int) -> list[str]:
 
 
 def run(args: Any) -> dict[str, Any]:
-    """Time sequential against batched generation; return the figures."""
+    """Time sequential against batched generation (and bf16 against fp32); return the figures."""
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.gpu_sweep:
         return gpu_sweep(args)
+    from medsyn_utils.bench.bound import describe_machine
     from medsyn_utils.generate.backends.base import Decoding, Prompt
     from medsyn_utils.generate.backends.transformers import TransformersBackend
 
@@ -88,35 +98,114 @@ def run(args: Any) -> dict[str, Any]:
     tokens = args.max_new_tokens
     decoding = Decoding(max_new_tokens=tokens, min_new_tokens=tokens, temperature=0.0)
     backend.generate_batch(prompts[:1], Decoding(max_new_tokens=2, temperature=0.0))  # warm-up
-
-    start = time.perf_counter()
-    for prompt in prompts:  # the original scripts: one note per generate call
-        backend.generate_batch([prompt], decoding)
-    sequential = time.perf_counter() - start
-
-    lengths = {p.task_id: backend.prompt_length(p) for p in prompts}
-    ordered = sorted(prompts, key=lambda p: -lengths[p.task_id])  # length buckets, as the stage
-    start = time.perf_counter()
-    for first in range(0, len(ordered), args.batch_size):
-        backend.generate(ordered[first:first + args.batch_size], decoding)
-    batched = time.perf_counter() - start
-
     total = tokens * len(prompts)
+    result: dict[str, Any] = {"batch_size": args.batch_size, "tasks": len(prompts),
+                              "max_new_tokens": tokens, "model": backend.spec.model_id,
+                              "device": str(backend.model.device),
+                              "dtype": str(backend.model.dtype).replace("torch.", ""),
+                              "threads": torch.get_num_threads(), "machine": describe_machine()}
+    if not args.skip_sequential:
+        start = time.perf_counter()
+        for prompt in prompts:  # the original scripts: one note per generate call
+            backend.generate_batch([prompt], decoding)
+        sequential = time.perf_counter() - start
+        result.update(sequential_tokens_per_s=round(total / sequential, 3),
+                      sequential_seconds=round(sequential, 3))
+    batched, texts = _batched(backend, prompts, decoding, args.batch_size)
+    result.update(batched_tokens_per_s=round(total / batched, 3), batched_seconds=round(batched, 3))
+    if not args.skip_sequential:
+        result["ratio"] = round(result["sequential_seconds"] / batched, 3)
+    result.update(_bound(backend, prompts, args.batch_size, tokens, total / batched, result["dtype"]))
+    if _compare_bf16(args.compare_bf16, result["device"]):
+        name = {"float32": "fp32", "bfloat16": "bf16"}.get(result["dtype"], result["dtype"])
+        result[f"{name}_fraction_of_bound"] = result["fraction_of_bound"]
+        result.update(_bf16_against_fp32(backend, prompts, decoding, args.batch_size, texts,
+                                         total / batched))
+    return result
+
+
+def _batched(backend: Any, prompts: list, decoding: Any, batch_size: int) -> tuple[float, dict[str, str]]:
+    """Seconds of the batched mode (length buckets, as the stage) and the notes it wrote."""
+    lengths = {p.task_id: backend.prompt_length(p) for p in prompts}
+    ordered = sorted(prompts, key=lambda p: -lengths[p.task_id])
+    texts: dict[str, str] = {}
+    start = time.perf_counter()
+    for first in range(0, len(ordered), batch_size):
+        chunk = ordered[first:first + batch_size]
+        for prompt, done in zip(chunk, backend.generate(chunk, decoding)):
+            texts[prompt.task_id] = done.text
+    return time.perf_counter() - start, texts
+
+
+def _bound(backend: Any, prompts: list, batch_size: int, tokens: int, rate: float,
+           dtype: str) -> dict[str, Any]:
+    """Tokens/s the model's linear layers alone allow at the batched mode's shapes, in its dtype."""
+    from medsyn_utils.bench.bound import fraction, linear_modules, linear_seconds
+
     model = backend.model
-    return {
-        "batched_tokens_per_s": round(total / batched, 3),
-        "sequential_tokens_per_s": round(total / sequential, 3),
-        "ratio": round(sequential / batched, 3),
-        "batch_size": args.batch_size,
-        "tasks": len(prompts),
-        "max_new_tokens": tokens,
-        "model": backend.spec.model_id,
-        "device": str(model.device),
-        "dtype": str(model.dtype).replace("torch.", ""),
-        "threads": torch.get_num_threads(),
-        "sequential_seconds": round(sequential, 3),
-        "batched_seconds": round(batched, 3),
-    }
+    modules = linear_modules(model)
+    head = model.get_output_embeddings()
+    body = [m for m in modules if m is not head]
+    lengths = sorted((backend.prompt_length(p) for p in prompts), reverse=True)
+    step: dict[int, float] = {}
+    seconds = 0.0
+    for first in range(0, len(lengths), batch_size):
+        rows = len(lengths[first:first + batch_size])
+        width = lengths[first]
+        if rows not in step:
+            step[rows] = linear_seconds(modules, rows)
+        # prefill: the body over the padded prompt, the output layer on the last position only
+        seconds += linear_seconds(body, rows * width, repeats=2) + tokens * step[rows]
+    bound = tokens * len(lengths) / seconds
+    name = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(dtype, dtype)
+    return {f"bound_{name}_tokens_per_s": round(bound, 3), "fraction_of_bound": fraction(rate, bound)}
+
+
+def _compare_bf16(option: str, device: str) -> bool:
+    from medsyn_utils.core.hardware import cpu_bf16_supported
+
+    if option == "off":
+        return False
+    return option == "on" or (device == "cpu" and cpu_bf16_supported())
+
+
+def _bf16_against_fp32(backend: Any, prompts: list, decoding: Any, batch_size: int,
+                       texts: dict[str, str], rate: float) -> dict[str, Any]:
+    """The batched mode again with the model in the other of fp32/bf16: speed and same notes."""
+    import torch
+
+    from medsyn_utils.generate.backends.transformers import TransformersBackend
+
+    first = backend.model.dtype
+    other_dtype = "float32" if first == torch.bfloat16 else "bfloat16"
+    other = TransformersBackend(backend.spec, device=str(backend.model.device), dtype=other_dtype,
+                                prompt_form="completion", tokenizer=backend.tokenizer)
+    other.generate_batch(prompts[:1], type(decoding)(max_new_tokens=2, temperature=0.0))
+    seconds, other_texts = _batched(other, prompts, decoding, batch_size)
+    other_rate = decoding.max_new_tokens * len(prompts) / seconds
+    fp32_texts, bf16_texts = (other_texts, texts) if other_dtype == "float32" else (texts, other_texts)
+    fp32_rate, bf16_rate = (other_rate, rate) if other_dtype == "float32" else (rate, other_rate)
+    out = _bound(other, prompts, batch_size, decoding.max_new_tokens, other_rate, other_dtype)
+    names = {"float32": "fp32", "bfloat16": "bf16"}
+    out[f"{names[other_dtype]}_fraction_of_bound"] = out.pop("fraction_of_bound")
+    same = [fp32_texts[k] == bf16_texts[k] for k in fp32_texts]
+    prefix = [_common_prefix(fp32_texts[k], bf16_texts[k]) / max(1, len(fp32_texts[k]))
+              for k in fp32_texts]
+    return {**out, "other_dtype": other_dtype,
+            "fp32_batched_tokens_per_s": round(fp32_rate, 3),
+            "bf16_batched_tokens_per_s": round(bf16_rate, 3),
+            "bf16_speedup": round(bf16_rate / fp32_rate, 3),
+            "bf16_identical_notes": round(sum(same) / len(same), 4),
+            "bf16_mean_shared_prefix": round(sum(prefix) / len(prefix), 4)}
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def gpu_sweep(args: Any, *, shape: dict[str, int] | None = None,

@@ -10,14 +10,19 @@ real note of the same code (precision). Loading is timed apart from throughput o
   model loads the two ``score`` calls made;
 * :class:`~medsyn_utils.score.scorer.NoteScorer` (fp32): loaded once, every distinct text embedded
   once, batches cut by a token budget;
-* the same scorer with ``precision="int8"`` (CPU: dynamic quantization of the linear layers), its
-  speed-up over fp32, its largest score difference and its filter agreement (share of notes with
+* the same scorer in a reduced precision (``--cpu-precision``: ``bf16`` by default on a CPU with
+  AVX512-BF16/AMX, else ``int8``, dynamic quantization of the linear layers), its speed-up over fp32, its largest score difference and its filter agreement (share of notes with
   the same pass/fail decision) at the thresholds the default calibration would use (the fp32
   scores' 10th percentile) and at the harder median.
 
 Throughput is the median of ``--repeats`` runs with its spread (min, max); one unit: pairs/s
 (a pair = one note with both scores). ``--device cuda`` runs the same with ``--cuda-precision``
 (fp16/bf16) in place of int8 and a larger token budget.
+
+The bound (:mod:`medsyn_utils.bench.bound`): the encoder's own linear layers timed alone on this
+machine in fp32 and in the reduced precision, turned into pairs/s with the padded tokens a pass
+embeds per pair: ``bound_fp32_pairs_per_s`` and ``fraction_of_bound`` (fp32), and
+``bound_<precision>_pairs_per_s`` with ``quantized_fraction_of_bound`` (bf16/fp16 only).
 """
 
 from __future__ import annotations
@@ -46,8 +51,9 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--seed",), dict(type=int, default=0, help="which real notes are drawn")),
     (("--device",), dict(default="cpu", help="cpu (default) or cuda")),
     (("--cuda-precision",), dict(default="bf16", choices=("fp16", "bf16"), help="the reduced precision measured on CUDA (int8 is the CPU one)")),
-    (("--cpu-precision",), dict(default="int8", choices=("int8", "int8-attention"), help="the reduced precision measured on CPU: all linear layers, or only "
+    (("--cpu-precision",), dict(default="auto", choices=("auto", "bf16", "int8", "int8-attention"), help="the reduced precision measured on CPU: auto = bf16 where the CPU has it, else int8 (all linear layers); int8-attention: only "
                              "the attention projections")),
+    (("--bound-rows",), dict(type=int, default=2048, help="rows of the timed linear layers for the bound (default 2048)")),
     (("--skip-baseline",), dict(action="store_true", help="time only the one-pass scorer")),
 )
 
@@ -128,6 +134,9 @@ def run(args: Any) -> dict[str, Any]:
         from medsyn_utils.core.errors import ParameterError
         raise ParameterError("--device cuda but torch sees no GPU here: run it on a GPU machine")
     fast_precision = args.cuda_precision if device.startswith("cuda") else args.cpu_precision
+    if fast_precision == "auto":
+        from medsyn_utils.core.hardware import cpu_bf16_supported
+        fast_precision = "bf16" if cpu_bf16_supported() else "int8"
     info = resolve_encoder(args.encoder)  # converts the embedded e5 once, untimed
     notes, symptoms, examples = benchmark_pairs(args.n, args.seed, args.min_words)
     n, repeats = len(notes), max(1, args.repeats)
@@ -177,10 +186,38 @@ def run(args: Any) -> dict[str, Any]:
         "quantized_filter_agreement_at_median": _agreement(values["fast"], values["one"], 50.0),
         "quantized_max_abs_difference": float(np.nanmax(np.abs(values["fast"] - values["one"]))),
         "tokens_embedded_per_pass": scorer.last_report.tokens_embedded,
+        "padded_tokens_per_pass": scorer.last_report.padded_tokens,
     })
+    result.update(bounds(scorer, fast_precision, n, args.bound_rows, one["median"], fast_rate["median"]))
     if not args.skip_baseline:
         two = _spread(times["two"], n)
         result.update({"two_call_pairs_per_s": two["median"], "two_call_spread": two,
                        "ratio": round(one["median"] / two["median"], 3),
                        "max_abs_difference": float(np.nanmax(np.abs(values["one"] - values["two"])))})
     return result
+
+
+def bounds(scorer: Any, fast_precision: str, n: int, rows: int, fp32_rate: float,
+           fast_rate: float) -> dict[str, Any]:
+    """Pairs/s the encoder's linear layers alone allow here (fp32 and bf16/fp16), and the shares."""
+    import torch
+
+    from medsyn_utils.bench.bound import describe_machine, fraction, linear_flops, linear_seconds, linear_modules
+
+    modules = linear_modules(scorer.model)
+    padded_per_pair = scorer.last_report.padded_tokens / n
+    rows = max(1, min(rows, scorer.max_batch_tokens))
+    out: dict[str, Any] = {"machine": describe_machine(), "bound_rows": rows,
+                           "padded_tokens_per_pair": round(padded_per_pair, 1)}
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    for name, rate, key in (("fp32", fp32_rate, "fraction_of_bound"),
+                            (fast_precision, fast_rate, "quantized_fraction_of_bound")):
+        if name not in dtypes:
+            out[key] = None  # int8's kernels are not plain matrix products: no bound measured
+            continue
+        seconds = linear_seconds(modules, rows, dtype=dtypes[name])
+        bound = rows / seconds / padded_per_pair
+        out[f"bound_{name}_pairs_per_s"] = round(bound, 3)
+        out[f"linear_{name}_gflop_per_s"] = round(linear_flops(modules, rows) / seconds / 1e9, 1)
+        out[key] = fraction(rate, bound)
+    return out

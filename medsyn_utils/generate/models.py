@@ -326,14 +326,26 @@ _DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16"
            "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16"}
 
 
-def pick_dtype(dtype: str, device: str):
-    """``auto`` → bf16 on CUDA (fp16 where bf16 is unsupported), fp32 elsewhere."""
+# Whether dtype "auto" generates in bf16 on a CPU with native bf16 (AVX512-BF16/AMX). Off: in
+# bf16 a note written in a batch (left padding) is no longer always the note written alone under
+# greedy decoding (tests/generate/test_generation.py fails with it on), and the speed-up was not
+# measured to the end (benchmarks/README.md). dtype="bfloat16" asks for it explicitly.
+AUTO_CPU_BF16_GENERATION = False
+
+
+def pick_dtype(dtype: str, device: str, *, generation: bool = False):
+    """``auto`` → bf16 on CUDA (fp16 where bf16 is unsupported); on CPU fp32, except bf16 for
+    ``generation`` on a CPU with native bf16 when :data:`AUTO_CPU_BF16_GENERATION` says so."""
     import torch
 
     text = (dtype or "auto").strip().lower()
     if text == "auto":
         if device.startswith("cuda"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if generation and AUTO_CPU_BF16_GENERATION and device == "cpu":
+            from medsyn_utils.core.hardware import cpu_bf16_supported
+            if cpu_bf16_supported():
+                return torch.bfloat16
         return torch.float32
     if text not in _DTYPES:
         raise ParameterError(f"dtype={dtype!r} is unknown: use 'auto', 'float32', 'bfloat16' or "
@@ -373,7 +385,7 @@ def load_causal_lm(spec: ModelSpec, *, device: str = "auto", dtype: str = "auto"
     from transformers import AutoModelForCausalLM
 
     resolved_device = pick_device(device)
-    torch_dtype = pick_dtype(dtype, resolved_device)
+    torch_dtype = pick_dtype(dtype, resolved_device, generation=True)
     path = model_path(spec)
     kwargs: dict[str, Any] = {"dtype": torch_dtype}
     if spec.source == "hub":

@@ -30,7 +30,8 @@ def make_scorer(config: ScoringConfig) -> NoteScorer:
     """The configured encoder (loaded once)."""
     return NoteScorer(config.encoder, config.layer, idf=config.idf, windowed=config.windowed,
                       batch_size=config.batch_size, device=config.device or None,
-                      precision=config.precision)
+                      precision=config.precision,
+                      embedding_cache_dir="")  # pooled vectors for the evaluation (user cache)
 
 
 @dataclass

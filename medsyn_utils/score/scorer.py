@@ -18,8 +18,11 @@ token embedded in the overlapping window where it sits most centrally.
 ``precision``: ``"fp32"`` (bert-score's own numbers), ``"int8"`` (CPU: the encoder's linear layers
 dynamically quantized), ``"int8-attention"`` (CPU: only the attention projections quantized, the
 feed-forward layers, whose activations 8 bits distort most, kept in fp32; see
-``benchmarks/README.md`` for speed and agreement), ``"fp16"`` /
-``"bf16"`` (CUDA only). Anything but fp32 is part of :attr:`NoteScorer.hash`.
+``benchmarks/README.md`` for speed and agreement), ``"fp16"`` (CUDA only), ``"bf16"`` (CUDA, or
+a CPU with AVX512-BF16/AMX: weights and matrix products in bf16 with fp32 accumulation, token
+states turned back to fp32 before the similarity), ``"auto"`` (:func:`resolve_precision`: what
+the measurement in ``benchmarks/README.md`` made the default). Anything but fp32 is part of
+:attr:`NoteScorer.hash`, so tables of different precisions never share one.
 
 Over 400 lines: the scorer is one class whose parts (tokens, windows, batches, greedy matching,
 chunked iteration) share its state; splitting it would scatter that state.
@@ -42,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from medsyn_utils.core.errors import ModelError, ParameterError
+from medsyn_utils.core.hardware import bf16_unsupported_message, cpu_bf16_supported
 from medsyn_utils.score.encoders import (
     DEFAULT_LAYER,
     EMBEDDED_E5,
@@ -50,7 +54,11 @@ from medsyn_utils.score.encoders import (
 )
 
 PRIVATE_MARK = "private_data"  # the published dataset's stand-in for private example notes
-PRECISIONS = ("fp32", "int8", "int8-attention", "fp16", "bf16")
+PRECISIONS = ("auto", "fp32", "int8", "int8-attention", "fp16", "bf16")
+# What "auto" gives on a CPU with native bf16: "bf16" once it agrees with fp32 on >= 99.5 % of
+# filter decisions at both thresholds. Measured (benchmarks/README.md, 300 full-length notes):
+# 99.33 % at the calibrated thresholds, 99.67 % at the median, so fp32 for now; fp32 on CUDA.
+AUTO_CPU_BF16 = "fp32"
 # Padded tokens per forward pass: CPU caches like small batches, a GPU wants them large.
 DEFAULT_BATCH_TOKENS = {"cpu": 8192, "cuda": 65536}
 SCORE_COLUMNS = ("symptoms_recall", "anamnesis_precision", "note_tokens", "empty_response",
@@ -81,6 +89,7 @@ class ScoreReport:
     texts_embedded: int = 0       # distinct texts, each embedded once
     sequences_embedded: int = 0   # forward-pass rows (a windowed long text counts its windows)
     tokens_embedded: int = 0
+    padded_tokens: int = 0        # forward-pass tokens with padding (the work actually done)
     long_texts: int = 0           # distinct texts over the encoder limit
     truncated_texts: int = 0      # of those, cut to the limit (windowed=False)
     long_rows: int = 0
@@ -102,17 +111,20 @@ class NoteScorer:
     and the paper's ``bert-base-multilingual-cased``); ``idf``: bert-score's idf weighting, off
     as in the paper; ``windowed``: score texts over the encoder limit whole (overlapping windows)
     instead of cutting them; ``precision``: see the module doc; ``max_batch_tokens``: padded
-    tokens per forward pass (default by device, :data:`DEFAULT_BATCH_TOKENS`).
+    tokens per forward pass (default by device, :data:`DEFAULT_BATCH_TOKENS`);
+    ``embedding_cache_dir``: where pooled vectors of embedded texts are kept (None: nowhere).
     """
 
     def __init__(self, encoder: str = EMBEDDED_E5, layer: int = DEFAULT_LAYER, *, idf: bool = False,
                  device: str | None = None, batch_size: int = 64, max_batch_tokens: int | None = None,
                  windowed: bool = False, window_stride: int | None = None,
-                 pair_batch_size: int = 256, precision: str = "fp32") -> None:
+                 pair_batch_size: int = 256, precision: str = "fp32",
+                 embedding_cache_dir: Any = None) -> None:
         import torch
         from transformers import AutoConfig
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        precision = resolve_precision(precision, device)
         # What builds this scorer again elsewhere (a Ray actor): the same numbers from the same settings.
         self.settings: dict[str, Any] = dict(
             encoder=encoder, layer=layer, idf=idf, device=device, batch_size=batch_size,
@@ -144,6 +156,12 @@ class NoteScorer:
         self.cls_id, self.sep_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.last_report: ScoreReport | None = None
+        # embedding_cache_dir: every text embedded leaves its pooled vector there for the
+        # evaluation stage (score.embedding_cache.embed_texts); "" = the user's cache.
+        self.embedding_cache = None
+        if embedding_cache_dir is not None:
+            from medsyn_utils.score.embedding_cache import cache_for
+            self.embedding_cache = cache_for(self, embedding_cache_dir or None)
 
     # ------------------------------------------------------------------ identity
 
@@ -213,6 +231,7 @@ class NoteScorer:
                     states[(text, start)] = out[j, :len(seq)].float()
                 report.sequences_embedded += len(batch)
                 report.tokens_embedded += int(mask.sum())
+                report.padded_tokens += int(mask.numel())
                 i += size
         result = {}
         for text in texts:
@@ -222,7 +241,17 @@ class NoteScorer:
             else:
                 result[text] = states[(text, -1)]
         report.texts_embedded += len(texts)
+        if self.embedding_cache is not None and result:
+            self.embedding_cache.put_states(result)
         return result
+
+    def embed(self, texts: Sequence[str]) -> dict[str, Any]:
+        """fp32 token states (layer ``self.layer``) of each distinct non-empty stripped text."""
+        distinct = list(dict.fromkeys(t for t in (text_of(x).strip() for x in texts) if t))
+        report = ScoreReport(hash=self.hash, max_length=self.max_length, windowed=self.windowed,
+                             rows=len(distinct))
+        ids_of = dict(zip(distinct, self.token_ids(distinct)))
+        return self._embed(ids_of, distinct, report)
 
     def _assemble(self, ids: list[int], windows: list[tuple[int, Any]]):
         """One state per token of a long text: each from the window where it is most central."""
@@ -436,15 +465,26 @@ class Prepared:
         return self.notes[i], self.symptoms[i], self.examples[i]
 
 
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto`` → :data:`AUTO_CPU_BF16` on a CPU with native bf16, fp32 elsewhere; others as given."""
+    if precision != "auto":
+        return precision
+    if not device.startswith("cuda") and cpu_bf16_supported():
+        return AUTO_CPU_BF16
+    return "fp32"
+
+
 def check_precision(precision: str, device: str) -> None:
-    """int8 runs on CPU, fp16/bf16 on CUDA; anything else is a one-line error."""
+    """int8 runs on CPU, fp16 on CUDA, bf16 on CUDA or a CPU with native bf16; else one line."""
     if precision not in PRECISIONS:
         raise ParameterError(f"precision={precision!r}: use one of {', '.join(PRECISIONS)}")
     on_cuda = device.startswith("cuda")
     if precision.startswith("int8") and on_cuda:
         raise ParameterError("precision='int8' is the CPU path: use fp16 or bf16 with --device cuda")
-    if precision in ("fp16", "bf16") and not on_cuda:
-        raise ParameterError(f"precision={precision!r} needs --device cuda: on CPU use fp32 or int8")
+    if precision == "fp16" and not on_cuda:
+        raise ParameterError("precision='fp16' needs --device cuda: on CPU use fp32, bf16 or int8")
+    if precision == "bf16" and not on_cuda and not cpu_bf16_supported():
+        raise ParameterError(bf16_unsupported_message("precision='bf16'"))
 
 
 def _load(info: EncoderInfo, layer: int, asked: str):

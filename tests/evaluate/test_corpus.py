@@ -104,14 +104,21 @@ def test_bad_inputs_are_named(real):
         corpus.corpus_summary(notes, train, heldout, embed=lambda t: np.zeros((1, 3)), out_dir=None, seed=0)
 
 
-def test_e5_embed_is_the_packaged_encoder_and_caches_each_distinct_text(tmp_path, monkeypatch):
+def test_e5_embed_is_the_kits_encoder_through_the_shared_cache(tmp_path, monkeypatch):
+    from medsyn_utils.score.scorer import NoteScorer
+
     monkeypatch.setenv("MEDSYN_CACHE_DIR", str(tmp_path))
-    texts = ["Болит горло три дня.", "Сухой кашель по ночам.", "Болит горло три дня."]
+    texts = ["Болит горло три дня.", "Сухой кашель по ночам.", "Болит горло три дня.", ""]
     first = corpus.e5_embed(texts)
-    assert first.shape == (3, 384) and np.allclose(np.linalg.norm(first, axis=1), 1, atol=1e-4)
+    assert first.shape == (4, 384) and np.allclose(np.linalg.norm(first[:3], axis=1), 1, atol=1e-4)
     assert np.allclose(first[0], first[2]) and not np.allclose(first[0], first[1])
-    assert len(list(tmp_path.rglob("*.npy"))) == 2
-    assert np.array_equal(corpus.e5_embed(texts[::-1]), first[::-1])
+    assert not first[3].any()  # an empty note: a zero vector, not NaN
+
+    def no_embedding(self, texts):
+        raise AssertionError(f"embedded again: {texts}")
+
+    monkeypatch.setattr(NoteScorer, "embed", no_embedding)  # the second call reads the cache
+    assert np.allclose(corpus.e5_embed(texts[::-1]), first[::-1])
 
 
 def test_with_task_columns_joins_sex_and_age_on_the_task_id():

@@ -77,10 +77,20 @@ def test_devices_and_dtypes():
     if not torch.cuda.is_available():
         with pytest.raises(ParameterError, match="no CUDA GPU"):
             models.pick_device("cuda:0")
-    assert models.pick_dtype("auto", "cpu") == torch.float32
+    assert models.pick_dtype("auto", "cpu") == torch.float32  # training (LoRA) stays fp32
     assert models.pick_dtype("bf16", "cpu") == torch.bfloat16
     with pytest.raises(ParameterError, match="dtype"):
         models.pick_dtype("float8", "cpu")
+
+
+def test_auto_dtype_generates_in_bf16_only_where_the_cpu_has_it(monkeypatch):
+    monkeypatch.setenv("MEDSYN_CPU_BF16", "1")
+    expected = torch.bfloat16 if models.AUTO_CPU_BF16_GENERATION else torch.float32
+    assert models.pick_dtype("auto", "cpu", generation=True) == expected
+    assert models.pick_dtype("auto", "cpu") == torch.float32
+    assert models.pick_dtype("float32", "cpu", generation=True) == torch.float32
+    monkeypatch.setenv("MEDSYN_CPU_BF16", "0")
+    assert models.pick_dtype("auto", "cpu", generation=True) == torch.float32
 
 
 def test_tokenizer_is_set_for_batched_generation(tiny_lm_dir):

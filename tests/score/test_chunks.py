@@ -113,9 +113,12 @@ def test_int8_scores_agree_with_fp32(tiny_encoder_dir, precision) -> None:
     assert bool(fp32_linear) == (precision == "int8-attention")  # the feed-forward stays fp32
 
 
-def test_precision_and_device_must_fit(tiny_encoder_dir) -> None:
-    with pytest.raises(ParameterError, match="needs --device cuda"):
+def test_precision_and_device_must_fit(tiny_encoder_dir, monkeypatch) -> None:
+    monkeypatch.setenv("MEDSYN_CPU_BF16", "0")  # bf16 on CPU needs AVX512-BF16/AMX: none here
+    with pytest.raises(ParameterError, match="needs AVX512-BF16 or AMX"):
         NoteScorer(str(tiny_encoder_dir), LAYER, precision="bf16", device="cpu")
+    with pytest.raises(ParameterError, match="needs --device cuda"):
+        NoteScorer(str(tiny_encoder_dir), LAYER, precision="fp16", device="cpu")
     with pytest.raises(ParameterError, match="CPU path"):
         NoteScorer(str(tiny_encoder_dir), LAYER, precision="int8", device="cuda")
     with pytest.raises(ParameterError, match="use one of"):

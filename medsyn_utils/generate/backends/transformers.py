@@ -1,5 +1,5 @@
 """Batched local generation with ``transformers``: left padding, dtype per device (bf16 on
-CUDA, fp32 on CPU), ``device_map`` for large models, chat template or plain completion; on CUDA
+CUDA, fp32 on CPU; ``dtype="bfloat16"`` on a CPU with AVX512-BF16/AMX — see ``models.pick_dtype``), ``device_map`` for large models, chat template or plain completion; on CUDA
 out-of-memory the batch is split and the size that worked is remembered.
 """
 
