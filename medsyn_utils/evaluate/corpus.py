@@ -63,9 +63,9 @@ def hashed_ngram_embed(texts: list[str], dim: int = 256) -> np.ndarray:
 def e5_embed(texts: list[str]) -> np.ndarray:
     """The kit's encoder (embedded multilingual-e5-small, layer 9, the scorer's precision),
     mean-pooled and L2-normalised, through the embedding cache scoring fills
-    (:func:`medsyn_utils.score.embedding_cache.embed_texts`): a text scoring embedded, or a real
+    (:func:`medsyn_utils.score.embeddings.embed_texts`): a text scoring embedded, or a real
     reference note embedded before, is not embedded again. An empty text gets a zero vector."""
-    from medsyn_utils.score.embedding_cache import embed_texts
+    from medsyn_utils.score.embeddings import embed_texts
 
     vectors = np.nan_to_num(embed_texts([str(t) for t in texts]), nan=0.0)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -8,8 +8,9 @@ vectors of different precisions never mix — and the text's SHA-256. Token stat
 at ~300 kB a note they would outgrow the notes themselves; scoring embeds each text once per
 table anyway.
 
-:func:`embed_texts` is the public door: the evaluation stage asks for vectors and gets those
-already written by scoring (same encoder, layer, precision, windowing), embedding only the rest.
+:func:`medsyn_utils.score.embeddings.embed_texts` is the public door: the evaluation stage asks
+for vectors and gets those already written by scoring (same encoder, layer, precision,
+windowing), embedding only the rest.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from medsyn_utils.core.errors import ParameterError
 from medsyn_utils.core.paths import cache_dir as user_cache_dir
-from medsyn_utils.score.encoders import DEFAULT_LAYER, EMBEDDED_E5
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS vectors (sha TEXT PRIMARY KEY, dim INTEGER, vec BLOB)"
 
@@ -82,42 +81,3 @@ def cache_for(scorer: Any, cache_dir: str | Path | None = None) -> EmbeddingCach
     """The cache of ``scorer``'s identity in ``cache_dir`` (default: the user's cache)."""
     folder = Path(cache_dir) if cache_dir else user_cache_dir("embeddings")
     return EmbeddingCache(folder, scorer.hash)
-
-
-_SCORERS: dict[tuple, Any] = {}
-
-
-def embed_texts(texts: Sequence[str], *, encoder: str = EMBEDDED_E5, layer: int = DEFAULT_LAYER,
-                precision: str = "auto", cache_dir: str | Path | None = None,
-                device: str | None = None, windowed: bool = False) -> np.ndarray:
-    """Mean-pooled note vectors (``len(texts)`` × hidden, float32) at ``layer`` of ``encoder``.
-
-    Texts are stripped, as scoring strips them; vectors scoring already wrote for the same
-    encoder, layer, precision (``auto`` resolves as the scorer resolves it) and windowing come
-    from ``cache_dir`` (default: the user's cache, ``~/.cache/medsyn/embeddings``), the rest are
-    embedded once and stored. An empty text has no tokens: its row is NaN.
-    """
-    from medsyn_utils.score.scorer import NoteScorer, text_of
-
-    if isinstance(texts, str):
-        raise ParameterError("embed_texts got one string: pass a list of texts")
-    cleaned = [text_of(t).strip() for t in texts]
-    settings = (encoder, layer, precision, device, windowed)
-    scorer = _SCORERS.get(settings)
-    if scorer is None:
-        scorer = _SCORERS.setdefault(settings, NoteScorer(encoder, layer, precision=precision,
-                                                          device=device, windowed=windowed))
-    cache = cache_for(scorer, cache_dir)
-    distinct = list(dict.fromkeys(t for t in cleaned if t))
-    vectors = cache.get(distinct)
-    missing = [t for t in distinct if t not in vectors]
-    if missing:
-        fresh = {t: x.float().mean(dim=0).cpu().numpy() for t, x in scorer.embed(missing).items()}
-        cache.put(fresh)
-        vectors.update(fresh)
-    hidden = int(scorer.model.config.hidden_size)
-    out = np.full((len(cleaned), hidden), np.nan, dtype=np.float32)
-    for i, t in enumerate(cleaned):
-        if t:
-            out[i] = vectors[t]
-    return out

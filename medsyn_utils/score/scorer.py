@@ -46,6 +46,7 @@ import pandas as pd
 
 from medsyn_utils.core.errors import ModelError, ParameterError
 from medsyn_utils.core.hardware import bf16_unsupported_message, cpu_bf16_supported
+from medsyn_utils.score.embedding_cache import cache_for
 from medsyn_utils.score.encoders import (
     DEFAULT_LAYER,
     EMBEDDED_E5,
@@ -157,10 +158,9 @@ class NoteScorer:
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.last_report: ScoreReport | None = None
         # embedding_cache_dir: every text embedded leaves its pooled vector there for the
-        # evaluation stage (score.embedding_cache.embed_texts); "" = the user's cache.
+        # evaluation stage (score.embeddings.embed_texts); "" = the user's cache.
         self.embedding_cache = None
         if embedding_cache_dir is not None:
-            from medsyn_utils.score.embedding_cache import cache_for
             self.embedding_cache = cache_for(self, embedding_cache_dir or None)
 
     # ------------------------------------------------------------------ identity

@@ -9,7 +9,7 @@ from score_helpers import EXAMPLES, LAYER, NOTES, SYMPTOMS
 
 from medsyn_utils.core import hardware
 from medsyn_utils.core.errors import ParameterError
-from medsyn_utils.score import embedding_cache, scorer as scorer_module
+from medsyn_utils.score import embedding_cache, embeddings, scorer as scorer_module
 from medsyn_utils.score.scorer import NoteScorer
 
 # bf16 keeps 8 bits of mantissa: a tiny random encoder's scores move by well under this.
@@ -93,11 +93,11 @@ def test_cache_returns_the_vectors_of_a_fresh_embedding(tiny_encoder_dir, tmp_pa
     fresh_scorer = NoteScorer(str(tiny_encoder_dir), LAYER, device="cpu")
     states = fresh_scorer.embed([NOTES[0], NOTES[1], NOTES[2]])
     fresh = np.stack([states[t].mean(dim=0).numpy() for t in (NOTES[0], NOTES[1], NOTES[0])])
-    first = embedding_cache.embed_texts(texts, encoder=str(tiny_encoder_dir), layer=LAYER,
+    first = embeddings.embed_texts(texts, encoder=str(tiny_encoder_dir), layer=LAYER,
                                         precision="fp32", cache_dir=tmp_path, device="cpu")
     cache = embedding_cache.cache_for(fresh_scorer, tmp_path)
     assert len(cache) == 3  # each distinct text once
-    again = embedding_cache.embed_texts(texts, encoder=str(tiny_encoder_dir), layer=LAYER,
+    again = embeddings.embed_texts(texts, encoder=str(tiny_encoder_dir), layer=LAYER,
                                         precision="fp32", cache_dir=tmp_path, device="cpu")
     assert first.dtype == np.float32 and first.shape == (5, fresh.shape[1])
     assert np.isnan(first[3]).all()  # an empty text has no vector
@@ -117,8 +117,8 @@ def test_scoring_fills_the_cache_the_evaluation_reads(tiny_encoder_dir, tmp_path
         NoteScorer(str(tiny_encoder_dir), LAYER, device="cpu"), tmp_path)
     assert fp32_cache.path != bf16.embedding_cache.path and len(fp32_cache) == 0
     # the evaluation's call finds every note already there: nothing is embedded again
-    embedding_cache._SCORERS.clear()
+    embeddings._SCORERS.clear()
     monkeypatch.setattr(NoteScorer, "embed", lambda self, texts: pytest.fail("embedded again"))
-    vectors = embedding_cache.embed_texts(NOTES, encoder=str(tiny_encoder_dir), layer=LAYER,
+    vectors = embeddings.embed_texts(NOTES, encoder=str(tiny_encoder_dir), layer=LAYER,
                                           precision="bf16", cache_dir=tmp_path, device="cpu")
     assert vectors.shape[0] == len(NOTES) and np.isfinite(vectors).all()

@@ -47,6 +47,8 @@ def _spawn(argv: list[str]) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
+            import torch
+            torch.set_num_threads(1)  # thread pools made by earlier tests do not survive a fork
             from medsyn_utils.cli.app import main
             status = main(argv)
         finally:
@@ -90,15 +92,18 @@ def test_kill_9_at_random_moments_then_rerun_gives_the_same_table(tmp_path, tiny
     out = tmp_path / "killed" / "scored.parquet"
     chunks = chunk_folder(out)
     rng = np.random.default_rng(24)
-    moments = sorted(rng.uniform(0.05, 1.0, KILLS) * seconds)
-    seen = []
-    for moment in moments:
+    seen: list[int] = []
+    scale = seconds  # kill moments are shares of an uninterrupted run, shortened when runs got faster
+    for attempt in range(3 * KILLS):
+        if len(seen) >= KILLS and max(seen) > 0:
+            break
         pid = _spawn(argv(out))
-        time.sleep(moment)
+        time.sleep(rng.uniform(0.05, 1.0) * scale)
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
-        if out.is_file():  # it finished before the kill: start over from nothing
+        if out.is_file():  # it finished before the kill: start over from nothing, kill sooner
             out.unlink()
+            scale *= 0.7
         seen.append(_check_chunks(chunks))
     status, _ = _run(argv(out))
     assert status == 0

@@ -1,0 +1,51 @@
+"""Mean-pooled note vectors from the kit's encoder, each distinct text embedded once: the door the
+evaluation stage uses to the cache scoring fills (:mod:`medsyn_utils.score.embedding_cache`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medsyn_utils.core.errors import ParameterError
+from medsyn_utils.score.embedding_cache import cache_for
+from medsyn_utils.score.encoders import DEFAULT_LAYER, EMBEDDED_E5
+from medsyn_utils.score.scorer import NoteScorer, text_of
+
+_SCORERS: dict[tuple, Any] = {}
+
+
+def embed_texts(texts: Sequence[str], *, encoder: str = EMBEDDED_E5, layer: int = DEFAULT_LAYER,
+                precision: str = "auto", cache_dir: str | Path | None = None,
+                device: str | None = None, windowed: bool = False) -> np.ndarray:
+    """Mean-pooled note vectors (``len(texts)`` × hidden, float32) at ``layer`` of ``encoder``.
+
+    Texts are stripped, as scoring strips them; vectors scoring already wrote for the same
+    encoder, layer, precision (``auto`` resolves as the scorer resolves it) and windowing come
+    from ``cache_dir`` (default: the user's cache, ``~/.cache/medsyn/embeddings``), the rest are
+    embedded once and stored. An empty text has no tokens: its row is NaN.
+    """
+    if isinstance(texts, str):
+        raise ParameterError("embed_texts got one string: pass a list of texts")
+    cleaned = [text_of(t).strip() for t in texts]
+    settings = (encoder, layer, precision, device, windowed)
+    scorer = _SCORERS.get(settings)
+    if scorer is None:
+        scorer = _SCORERS.setdefault(settings, NoteScorer(encoder, layer, precision=precision,
+                                                          device=device, windowed=windowed))
+    cache = cache_for(scorer, cache_dir)
+    distinct = list(dict.fromkeys(t for t in cleaned if t))
+    vectors = cache.get(distinct)
+    missing = [t for t in distinct if t not in vectors]
+    if missing:
+        fresh = {t: x.float().mean(dim=0).cpu().numpy() for t, x in scorer.embed(missing).items()}
+        cache.put(fresh)
+        vectors.update(fresh)
+    hidden = int(scorer.model.config.hidden_size)
+    out = np.full((len(cleaned), hidden), np.nan, dtype=np.float32)
+    for i, t in enumerate(cleaned):
+        if t:
+            out[i] = vectors[t]
+    return out
