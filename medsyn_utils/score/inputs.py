@@ -50,14 +50,15 @@ def read_scored(run_dir: str | os.PathLike[str], input_path: str = "", *, demo: 
 
     ``input_path`` given: that file (an error if it is missing). Empty: the run folder's
     ``scored.parquet`` (or ``scored.csv``); when neither is there, a one-line error naming the
-    scoring stage, unless ``demo`` is set: then the demo table of :func:`schema_shaped_dataset`,
-    announced as DEMO DATA.
+    scoring stage. ``demo`` set: the demo table of :func:`schema_shaped_dataset`, announced as
+    DEMO DATA, in place of the run folder's table even when there is one (so that the figures and
+    records marked demo never show real scores; the other loaders read a present input first).
     """
     if input_path:
         path = resolve(input_path)
         return read_scored_table(path), f"file {path}"
     folder = resolve(run_dir)
-    if not demo or any((folder / name).is_file() for name in ("scored.parquet", "scored.csv")):
+    if not demo:
         path = require_input(folder, "scored.parquet", "scored.csv")
         return read_scored_table(path), f"scoring stage output {path}"
     frame = schema_shaped_dataset(n_rows, seed, extra_columns=True)

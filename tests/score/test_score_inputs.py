@@ -27,7 +27,7 @@ def test_read_scored_missing_is_an_error_naming_the_scoring_stage(tmp_path):
         read_scored(tmp_path)
 
 
-def test_read_scored_reads_the_run_folder_then_a_named_file_and_demo_only_when_missing(
+def test_read_scored_reads_the_run_folder_or_a_named_file_and_demo_only_when_asked(
         data_dir, tmp_path):
     frame, source = read_scored(tmp_path / "empty", demo=True, n_rows=40, seed=2)
     assert source.startswith(DEMO_MARK) and len(frame) == 40 and "passed_filter" in frame
@@ -35,7 +35,8 @@ def test_read_scored_reads_the_run_folder_then_a_named_file_and_demo_only_when_m
     run.mkdir()
     written = schema_shaped_dataset(25, seed=4, extra_columns=True)
     artefacts.write_table(written, run / "scored.csv")
-    table, source = read_scored(run, demo=True)  # the stage's output wins over the demo
+    assert read_scored(run, demo=True)[1].startswith(DEMO_MARK)  # demo asked: never mixed
+    table, source = read_scored(run)
     assert source == f"scoring stage output {run / 'scored.csv'}" and len(table) == 25
     assert table["passed_filter"].tolist() == written["passed_filter"].tolist()
     named, source = read_scored(tmp_path / "elsewhere", str(run / "scored.csv"))
