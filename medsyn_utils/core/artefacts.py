@@ -7,6 +7,10 @@
 | ``scored.parquet``/``.csv``    | scoring (04)               | analysis, downstream, IFT     |
 
 A missing input is a :class:`MissingInputError` naming the stage that makes it, never a stand-in.
+Stages load their input through one loader per file, ``read_<file>(run_dir, path="", *,
+demo=False, ...) -> (table, source)``, in the lowest layer that can build the demo stand-in:
+``tasks.inputs.read_tasks``, ``score.inputs.read_generations``, ``score.inputs.read_scored``;
+stage records through :func:`read_stage_record`.
 Notes are bound to their tasks by :func:`task_fingerprint`: a store written for another task
 table is refused by :func:`check_fingerprints`.
 """

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from medsyn_utils.core.artefacts import require_input, task_fingerprints
+from medsyn_utils.core.artefacts import task_fingerprints
 from medsyn_utils.core.errors import InputTableError, ModelError, ParameterError
 from medsyn_utils.generate.backends import Backend, make_backend
 from medsyn_utils.generate.backends.base import (PROMPT_COLUMNS, Decoding,
@@ -84,34 +84,6 @@ def validate_tasks(tasks: Any, prompt_form: str | None = None):
                                       f"fill the prompts or drop those rows")
     return frame
 
-
-
-def task_table_for_run(run_dir: str | os.PathLike[str], tasks_path: str = "", *,
-                       demo: bool = False, n: int = 4, seed: int = 0):
-    """The run's task table; returns ``(table, path, built)``.
-
-    With no task table in the run folder this is a one-line error naming the tasks stage, unless
-    ``demo`` is true: then a tiny table is built through stage 02's builder and saved into the
-    run folder as stage 02 would (``tasks.parquet``, ``tasks.csv``), marked ``built``.
-    """
-    from medsyn_utils.core.paths import resolve
-
-    folder = resolve(run_dir)
-    if tasks_path:
-        path = resolve(tasks_path)
-        if not path.is_file():
-            raise InputTableError(f"task table {tasks_path} does not exist: run the tasks stage "
-                                  f"(notebook 02) first or set tasks_path=''")
-        return load_task_table(path), path, False
-    if not demo or any((folder / name).is_file() for name in ("tasks.parquet", "tasks.csv")):
-        path = require_input(folder, "tasks.parquet", "tasks.csv")
-        return load_task_table(path), path, False
-    from medsyn_utils.tasks.build import build_task_table
-    from medsyn_utils.tasks.table import write_task_table
-
-    table = build_task_table(n=n, seed=seed)
-    path = Path(write_task_table(table, folder)["parquet"])
-    return table, path, True
 
 
 # =========================================================================== the stage
@@ -366,4 +338,4 @@ def stage_metrics(report: GenerationReport, store_path: str | os.PathLike[str]) 
 
 __all__ = ["ENGINES", "GenerationReport", "check_failed_share", "generate_store",
            "load_task_table", "set_aside_store", "stage_config", "stage_metrics", "store_conflict",
-           "task_table_for_run", "validate_tasks"]
+           "validate_tasks"]

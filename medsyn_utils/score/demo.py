@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -175,27 +174,3 @@ def schema_shaped_dataset(n_rows: int = 300, seed: int = 0, *, extra_columns: bo
                               & (frame["anamnesis_precision"] > PAPER_PRECISION))
     return frame[list(PUBLISHED_COLUMNS) + ["example_visit_id", "n_symptoms", "length_words",
                                             "filter_applies", "passed_filter"]]
-
-
-def scored_table_for_run(run_dir: str | Path, input_path: str = "", *, demo: bool = False,
-                   n_rows: int = 300, seed: int = 0) -> tuple[pd.DataFrame, str]:
-    """The table a notebook after scoring works on, and a line saying where it came from.
-
-    ``input_path`` given: that file (an error if it is missing). Empty: the run folder's
-    ``scored.parquet`` (or ``scored.csv``); when neither is there, a one-line error naming the
-    scoring stage, unless ``demo`` is set: then the demo table of :func:`schema_shaped_dataset`,
-    announced as DEMO DATA.
-    """
-    from medsyn_utils.core.artefacts import read_scored_table, require_input
-    from medsyn_utils.core.paths import resolve
-
-    if input_path:
-        path = resolve(input_path)
-        return read_scored_table(path), f"file {path}"
-    folder = resolve(run_dir)
-    if not demo:
-        path = require_input(folder, "scored.parquet", "scored.csv")
-        return read_scored_table(path), f"scoring stage output {path}"
-    frame = schema_shaped_dataset(n_rows, seed, extra_columns=True)
-    return frame, (f"{DEMO_MARK}: {n_rows} rows stitched from real RuMedTop3 train notes with random "
-                   f"scores, not model output (demo: true)")

@@ -46,6 +46,10 @@ class ScoringInput:
     failed: dict[str, int] = field(default_factory=dict)  # finish_reason → notes left out
     rejected_lines: list[int] = field(default_factory=list)  # store lines that are not UTF-8
 
+    def __iter__(self):
+        """Unpacks as ``(table, source)``, the shape of every run-folder loader."""
+        return iter((self.table, self.source))
+
     @property
     def failed_total(self) -> int:
         return sum(self.failed.values())

@@ -31,7 +31,6 @@ from medsyn_utils.score.layout import (
     SCORED_COLUMNS,
     ScoringInput,
     check_table,
-    load_scoring_input,
     with_published_columns,
 )
 from medsyn_utils.score.scorer import NoteScorer, ScoreReport
@@ -159,27 +158,6 @@ def demo_notes(n: int, seed: int) -> pd.DataFrame:
         "response": pairs["note"], "symptoms": pairs["symptoms"], "anamnesis": pairs["other_note"],
         "category": pairs["code"], "example_visit_id": pairs["other_idx"],
     }))
-
-
-def stage_input(run_dir: str | os.PathLike[str], input_path: str = "", *, demo: bool = False,
-                demo_size: int = 8, seed: int = 0, tasks: str | os.PathLike[str] | None = None
-                ) -> ScoringInput:
-    """What stage 04 scores: ``input_path``, else the run folder's ``generations.jsonl`` with its
-    task table. Without generations: an error naming the generation stage, unless ``demo`` —
-    then ``demo_size`` REAL train notes, labelled :data:`DEMO_LABEL` in the source."""
-    from medsyn_utils.core.paths import resolve
-
-    run = resolve(run_dir)
-    if input_path:
-        return load_scoring_input(resolve(input_path), tasks)
-    store = run / "generations.jsonl"
-    if store.is_file():
-        return load_scoring_input(store, tasks)
-    if not demo:
-        artefacts.require_input(run, "generations.jsonl")
-    return ScoringInput(demo_notes(demo_size, seed),
-                        f"{DEMO_LABEL}: no {store}, so {demo_size} REAL RuMedTop3 train notes are "
-                        f"scored in place of generated ones (demo: true)")
 
 
 def best_and_worst(scored: pd.DataFrame, k: int = 3, by: str = "symptoms_recall") -> pd.DataFrame:

@@ -223,3 +223,4 @@ def _symptom_list(value: Any) -> Any:
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             return value
         return list(parsed) if isinstance(parsed, (list, tuple)) else value
+

@@ -112,7 +112,7 @@ def test_bootstrap_zero_says_no_intervals(tmp_path, demo_csv, capsys):
 
     out = tmp_path / "out"
     assert cli.main(["downstream", "--synthetic", str(demo_csv), "--out", str(out),
-                     *_small("--bootstrap", "0", "--no-groups")]) == 0
+                     *_small("--bootstrap", "0", "--no-by-group")]) == 0
     printed = capsys.readouterr().out
     assert "no interval" in printed and "nan" not in printed.lower()
     text = (out / "reproduction.md").read_text(encoding="utf-8")

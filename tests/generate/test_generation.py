@@ -17,9 +17,7 @@ import torch
 from medsyn_utils.cli import app as cli
 from medsyn_utils.generate.backends.base import DEFAULT_COMPLETION_STOP
 from medsyn_utils.generate.preview import preview
-from medsyn_utils.generate.stage import task_table_for_run
 from medsyn_utils.tasks.table import load_task_table
-from medsyn_utils.core.artefacts import MissingInputError
 from medsyn_utils.core.errors import InputTableError, ModelError, ParameterError
 from medsyn_utils.generate.backends import TransformersBackend
 from medsyn_utils.generate.backends.base import Decoding, Prompt, cut_at_stop, finish, strip_echo
@@ -361,28 +359,6 @@ def test_load_task_table_formats_and_errors(tmp_path):
     (tmp_path / "bad.parquet").write_text("not parquet")
     with pytest.raises(InputTableError, match="cannot be read"):
         load_task_table(tmp_path / "bad.parquet")
-
-
-def test_task_table_for_run(tmp_path):
-    run = tmp_path / "run"
-    run.mkdir()
-    make_tasks(2).to_parquet(run / "tasks.parquet")
-    table, path, built = task_table_for_run(run)
-    assert not built and path == run / "tasks.parquet" and len(table) == 2
-    with pytest.raises(InputTableError, match="does not exist"):
-        task_table_for_run(run, str(tmp_path / "other.parquet"))
-
-
-def test_task_table_for_run_missing_is_an_error_naming_the_tasks_stage(tmp_path):
-    with pytest.raises(MissingInputError, match=r"no tasks.parquet in .*run the tasks stage"):
-        task_table_for_run(tmp_path / "run", n=3, seed=0)
-    assert not (tmp_path / "run" / "tasks.parquet").exists()
-
-
-def test_task_table_for_run_builds_a_demo_one_only_when_asked(tmp_path, data_dir):
-    table, path, built = task_table_for_run(tmp_path / "run", demo=True, n=3, seed=0)
-    assert built and path.is_file() and len(table) == 3
-    assert {"task_id", "user_prompt", "completion_prompt"} <= set(table.columns)
 
 
 def test_cli_generate_and_one_line_errors(varied_lm_dir, tmp_path, capsys):

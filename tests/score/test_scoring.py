@@ -21,7 +21,7 @@ from medsyn_utils.score.calibration import calibrate, calibration_pairs, map_thr
 from medsyn_utils.score.filter import passed_filter, threshold_sweep
 from medsyn_utils.score.layout import SCORED_COLUMNS, check_table, read_scoring_input
 from medsyn_utils.score.scorer import NoteScorer, PRIVATE_MARK
-from medsyn_utils.score.stage import DEMO_LABEL, DEMO_MODEL, score_table, stage_input
+from medsyn_utils.score.stage import score_table
 from medsyn_utils.testing.tiny import SENTENCES
 
 
@@ -278,14 +278,6 @@ def test_calibrate_maps_both_thresholds(scorer) -> None:
     assert with_ref.threshold("symptoms_recall") == pytest.approx(
         np.percentile(recall, 100 * np.mean(recall < 0.65)))
     assert with_ref.table["percentile_source"].str.startswith("measured").all()
-
-
-def test_stage_input_without_generations_is_an_error_unless_demo(data_dir, tmp_path) -> None:
-    with pytest.raises(artefacts.MissingInputError, match="generations.jsonl .*generation stage"):
-        stage_input(tmp_path)
-    demo = stage_input(tmp_path, demo=True, demo_size=3, seed=0)
-    assert demo.source.startswith(DEMO_LABEL) and len(demo.table) == 3
-    assert demo.table["generation_model"].eq(DEMO_MODEL).all()
 
 
 # ---------------------------------------------------------------------------- real encoder
