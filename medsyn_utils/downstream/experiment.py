@@ -315,7 +315,8 @@ def run_settings(real_train: pd.DataFrame, dev: pd.DataFrame, test: pd.DataFrame
     Tables have ``text`` and ``code``. A linear TF-IDF classifier gets its vocabulary from the real
     training notes, transformed once for every setting. ``reuse`` (a dict kept by the caller)
     shares the fits of settings that do not depend on the synthetic table across calls (e.g. one
-    call per model × prior). ``n_jobs``: fits of a deterministic classifier run side by side.
+    call per model × prior); its ``feature_cache`` entry (a dict, may be shared by several
+    classifiers' ``reuse``) holds the transformed real notes per TF-IDF option set. ``n_jobs``: fits of a deterministic classifier run side by side.
     """
     from tqdm.auto import tqdm
 
@@ -333,8 +334,14 @@ def run_settings(real_train: pd.DataFrame, dev: pd.DataFrame, test: pd.DataFrame
     evaluation = {"dev": dev, "test": test}
     probe = make_model(seed_list[0])
     reuse = {} if reuse is None else reuse
-    matrices = (_Features(probe, real_train, synthetic, evaluation, reuse.get("features"))
-                if isinstance(probe, TfidfLinear) else None)
+    matrices = None
+    if isinstance(probe, TfidfLinear):
+        # Keyed by the TF-IDF options: classifiers of a panel that pass one ``feature_cache``
+        # dict (study.py does) share the vocabulary and the transformed real/dev/test rows.
+        cache = reuse.setdefault("feature_cache", {})
+        key = repr(sorted(probe.features.describe().items()))
+        matrices = _Features(probe, real_train, synthetic, evaluation, cache.get(key))
+        cache[key] = matrices
     reuse["features"] = matrices
     description = probe.describe()
     jobs = [(s, seed) for s in settings

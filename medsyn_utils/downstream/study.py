@@ -155,8 +155,9 @@ def run_study(synthetic: pd.DataFrame | str | os.PathLike[str], out_dir: str | o
 
     results: dict[str, ExperimentResult] = {}
     reuses: dict[str, dict] = {}
+    feature_cache: dict = {}  # TF-IDF members with the same options transform the real notes once
     for name, factory in factories.items():
-        reuses[name] = {}
+        reuses[name] = {"feature_cache": feature_cache}
         results[name] = _run_one(real, prepared, everything, settings, seeds, factory,
                                  reuses[name], progress, seed)
     main_name = next(iter(factories))

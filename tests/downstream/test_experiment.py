@@ -141,3 +141,33 @@ def test_reuse_shares_fits_that_do_not_depend_on_synthetic_notes(toy, fast):
                             make_model=counting, progress=False, reuse=reuse)
     assert len(fitted) == 5 + 3  # real_only and real_class_weighted reused
     assert set(again.correctness) == {s.name for s in settings}
+
+
+def test_a_shared_feature_cache_gives_the_same_numbers_as_separate_and_text_fits(toy):
+    """Fast path (features transformed once, shared by the panel) = slow path (each fit on text)."""
+    real, dev, test, synthetic = toy(8, 0), toy(3, 1), toy(4, 2), toy(4, 3, noise="пациент отмечает")
+    settings = ex.experiment_settings(False, ("oversampled", "class_weighted", "recombined"))
+    options = {"char_ngrams": None, "min_df": 1}
+    cache: dict = {}
+    shared, alone = {}, {}
+    for kind in ("tfidf-svm", "tfidf-logreg"):
+        make = classifier_factory(kind, **options)
+        shared[kind] = ex.run_settings(real, dev, test, synthetic, settings=settings, seeds=2,
+                                       make_model=make, progress=False,
+                                       reuse={"feature_cache": cache}, n_jobs=1)
+        alone[kind] = ex.run_settings(real, dev, test, synthetic, settings=settings, seeds=2,
+                                      make_model=make, progress=False, n_jobs=1)
+    assert len(cache) == 1  # same options: one vocabulary, one transform of the real notes
+    other = ex.run_settings(real, dev, test, synthetic, settings=settings[:1], seeds=1,
+                            make_model=classifier_factory("tfidf-svm", char_ngrams=(2, 3), min_df=1),
+                            progress=False, reuse={"feature_cache": cache})
+    assert len(cache) == 2 and other.classifier["char_ngrams"] == [2, 3]
+    for kind in shared:
+        for name, per_split in alone[kind].correctness.items():
+            for split, per_k in per_split.items():
+                for k, values in per_k.items():
+                    np.testing.assert_array_equal(shared[kind].correctness[name][split][k], values)
+    # the slow path: a fresh classifier fitted on the texts of real_only
+    model = classifier_factory("tfidf-logreg", **options)(0).fit(list(real["text"]), list(real["code"]))
+    correct = ex.correct_at_k(model.scores(list(test["text"])), test["code"], model.classes_, 1)
+    np.testing.assert_array_equal(shared["tfidf-logreg"].correctness["real_only"]["test"][1][0], correct)
