@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from medsyn_utils.core import artefacts
 from medsyn_utils.core.artefacts import MissingInputError, require_input, task_fingerprints
 from medsyn_utils.core.errors import InputTableError
 from medsyn_utils.core.paths import resolve
@@ -23,8 +24,7 @@ from medsyn_utils.pipeline.fingerprints import file_sha256, output_fingerprint, 
 from medsyn_utils.pipeline.kernel import (engine_options, ensure_python_kernel,
                                           logged_kernel_manager)
 from medsyn_utils.pipeline.planning import RunPlan
-from medsyn_utils.pipeline.records import (collect, file_hashes, load_manifest, own_outputs,
-                                           read_stage_record, set_aside)
+from medsyn_utils.pipeline.records import collect, file_hashes, load_manifest, own_outputs, set_aside
 from medsyn_utils.pipeline.stages import (DEMO_PARAMETER, KERNEL_NAME, MANIFEST, STAGE_BY_NAME,
                                           STAGES, Input, Stage, later_stages)
 
@@ -131,7 +131,7 @@ def _interrupted_in_kernel(error: BaseException) -> bool:
 def _demo_used(run_dir: Path, stage: Stage, parameters: dict[str, Any]) -> bool:
     if parameters.get(DEMO_PARAMETER) is True:
         return True
-    record = read_stage_record(run_dir, stage) or {}
+    record = artefacts.read_stage_record(run_dir, stage.record) or {}
     return bool(record.get(DEMO_PARAMETER) or
                 (record.get("parameters") or {}).get(DEMO_PARAMETER))
 
@@ -182,8 +182,8 @@ class Run:
         }
 
     def save(self) -> None:
-        models, artefacts, data = collect(self.run_dir, self.stages)
-        self.manifest.update(models=models, artefacts=artefacts, data=data,
+        models, artefact_rows, data = collect(self.run_dir, self.stages)
+        self.manifest.update(models=models, artefacts=artefact_rows, data=data,
                              demo=any(e.get("demo") is True for e in self.stages.values()))
         write_json_atomic(self.run_dir / MANIFEST, self.manifest)
 
@@ -308,7 +308,7 @@ class Run:
         self.outputs[stage.name] = entry["output_fingerprint"]
         if _demo_used(self.run_dir, stage, entry["parameters"]):
             entry["demo"] = True
-        if read_stage_record(self.run_dir, stage) is None:
+        if artefacts.read_stage_record(self.run_dir, stage.record) is None:
             entry["warning"] = f"the notebook wrote no stage record {stage.record}.json"
             self.echo(f"warning: {stage.notebook} wrote no stage record {stage.record}.json")
         self.echo(f"{label}: done in {entry['duration_s']:.1f} s")

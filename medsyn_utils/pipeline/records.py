@@ -45,11 +45,6 @@ def _count_rows(name: str, size: int, mtime_ns: int) -> int | None:
     return None
 
 
-def read_stage_record(run_dir: Path, stage: Stage) -> dict[str, Any] | None:
-    """The stage's ``<run>/<NN_name>.json`` record, or ``None`` when the notebook wrote none."""
-    return artefacts.read_stage_record(run_dir, stage.record)
-
-
 def _artefact_rows(run_dir: Path, artefacts: Mapping[str, Any]) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     for name, entry in artefacts.items():
@@ -87,10 +82,10 @@ def own_outputs(run_dir: Path, stage: Stage) -> list[Path]:
             continue
         upstream.update(run_dir / name for name in other.outputs)
         if other not in later:
-            for entry in ((read_stage_record(run_dir, other) or {}).get("artefacts") or {}).values():
+            for entry in ((artefacts.read_stage_record(run_dir, other.record) or {}).get("artefacts") or {}).values():
                 upstream.add(_artefact_path(run_dir, entry))
     found = [run_dir / name for name in stage.outputs]
-    for entry in ((read_stage_record(run_dir, stage) or {}).get("artefacts") or {}).values():
+    for entry in ((artefacts.read_stage_record(run_dir, stage.record) or {}).get("artefacts") or {}).values():
         path = _artefact_path(run_dir, entry)
         if path is not None and path not in upstream and path not in found:
             found.append(path)
@@ -158,17 +153,17 @@ def collect(run_dir: Path, stages: dict[str, dict[str, Any]]) -> tuple[dict, dic
     from medsyn_utils.core.data import registry
 
     models: dict[str, Any] = {}
-    artefacts: dict[str, Any] = {}
+    artefact_rows: dict[str, Any] = {}
     data: dict[str, Any] = {}
     known = registry()
     for name, entry in stages.items():
         stage = STAGE_BY_NAME[name]
-        record = read_stage_record(run_dir, stage)
+        record = artefacts.read_stage_record(run_dir, stage.record)
         if record is None:
             continue
         models[name] = record.get("models", {})
-        artefacts[name] = _artefact_rows(run_dir, record.get("artefacts", {}))
-        entry["artefacts"] = artefacts[name]
+        artefact_rows[name] = _artefact_rows(run_dir, record.get("artefacts", {}))
+        entry["artefacts"] = artefact_rows[name]
         entry["metrics"] = record.get("metrics", {})
         for data_name, read in (record.get("data") or {}).items():
             if data_name not in known:
@@ -177,5 +172,5 @@ def collect(run_dir: Path, stages: dict[str, dict[str, Any]]) -> tuple[dict, dic
             data.setdefault(data_name, {"sha256": sha, "licence": known[data_name].licence,
                                         "url": known[data_name].url, "stages": []})
             data[data_name]["stages"].append(name)
-    return models, artefacts, data
+    return models, artefact_rows, data
 
