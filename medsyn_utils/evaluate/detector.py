@@ -5,7 +5,10 @@ Features of a (note, symptom) pair: the best window's share of the name's conten
 share weighted by each word's idf in train complaints, the share found anywhere in the note,
 whether the head word is in the best window, the idf of the rarest word missing from it, the
 number of content words, the 4-letter stem share (the issue's baseline), a 3-letter prefix share,
-rapidfuzz's partial ratio of the name in the note, and how often its words occur. The model is
+rapidfuzz's partial ratio of the name in the note, how often its words occur, and three features
+of the variant table learned from train mark-up (:func:`variant_table`: for each normalised name, the
+stem sets of the spans that state it in train visits): the best share of one such set found in the
+note, the train-weighted share of sets wholly found, and how many spans the name has. The model is
 trained once (about half a minute on 2 cores) and cached under the user cache, keyed by the
 mark-up's checksum, the feature version and the scikit-learn version.
 """
@@ -15,19 +18,20 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 from rapidfuzz import fuzz
 
 from medsyn_utils.evaluate.lexicon import Token, is_word, similar_stem, tokens
 
-FEATURE_VERSION = "1"
+FEATURE_VERSION = "4"
 FEATURES = ("window_share", "window_idf_share", "anywhere_share", "head_in_window",
             "missing_idf", "n_words", "stem4_share", "prefix3_share", "partial_ratio",
-            "occurrences")
+            "occurrences", "variant_best_share", "variant_covered", "variant_spans")
+VariantTable = dict[str, dict[frozenset[str], int]]
 
 
 @dataclass
@@ -37,6 +41,7 @@ class Detector:
     idf: dict[str, float]
     n_docs: int
     train_report: dict[str, float]
+    variants: VariantTable = field(default_factory=dict)  # learned from train mark-up spans
 
     def weight(self, stem: str) -> float:
         return self.idf.get(stem, math.log(self.n_docs + 1))
@@ -91,3 +96,27 @@ def cache_key() -> str:
     digest = hashlib.sha256(f"{FEATURE_VERSION}|{sklearn.__version__}".encode())
     digest.update(str(checksums([MARKUP_FILE])).encode())
     return digest.hexdigest()[:16]
+
+
+def variant_table(names: Iterable[str], spans: Iterable[frozenset[str]]) -> VariantTable:
+    """Normalised symptom name -> {stem set of a marked span: how many train spans have it}.
+    A one-word span of a name of several words is left out: "сух" alone would let "кашель сухой"
+    state "кожа, сухая"."""
+    table: VariantTable = {}
+    for name, stems in zip(names, spans):
+        if len(stems) > 1 or (stems and len(name.replace(",", " ").split()) == 1):
+            counts = table.setdefault(name.strip().lower(), {})
+            counts[stems] = counts.get(stems, 0) + 1
+    return table
+
+
+def variant_features(table: VariantTable, name: str, note_stems: set[str]) -> list[float]:
+    """Best share of one span's stems found in the note, the span-weighted share of spans wholly
+    found, and log(1 + spans) of the name; zeros for a name the train mark-up never states."""
+    sets = table.get(name.strip().lower())
+    if not sets:
+        return [0.0, 0.0, 0.0]
+    total = sum(sets.values())
+    best = max(len(stems & note_stems) / len(stems) for stems in sets)
+    covered = sum(c for stems, c in sets.items() if stems <= note_stems) / total
+    return [best, covered, math.log1p(total)]

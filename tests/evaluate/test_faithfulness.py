@@ -83,3 +83,35 @@ def test_symptom_coverage_counts_only_affirmed():
 def test_matcher_parameters_out_of_range_are_one_clear_error(name, value):
     with pytest.raises(ParameterError, match=name):
         SymptomMatcher(**{name: value})
+
+
+def test_variant_table_counts_marked_spans_and_drops_one_word_of_a_longer_name():
+    from medsyn_utils.evaluate.detector import variant_features, variant_table
+
+    table = variant_table(["Избыточная масса тела", "избыточная масса тела", "насморк",
+                           "кожа, сухая", "кашель"],
+                          [frozenset({"избыточн", "вес"}), frozenset({"избыточн", "вес"}),
+                           frozenset({"насморк"}), frozenset({"сух"}), frozenset()])
+    assert table == {"избыточная масса тела": {frozenset({"избыточн", "вес"}): 2},
+                     "насморк": {frozenset({"насморк"}): 1}}
+    best, covered, spans = variant_features(table, " Избыточная масса тела", {"избыточн", "вес"})
+    assert (best, covered) == (1.0, 1.0) and spans == pytest.approx(1.0986, abs=1e-4)  # log(3)
+    assert variant_features(table, "избыточная масса тела", {"вес"})[:2] == [0.5, 0.0]
+    assert variant_features(table, "кожа, сухая", {"сух", "кож"}) == [0.0, 0.0, 0.0]  # unknown
+
+
+def test_a_span_learned_from_train_mark_up_is_a_variant_of_the_name():
+    # the trained detector keeps the table of all train spans: a note holding the commonest span of
+    # the commonest name has that span wholly found
+    from medsyn_utils.evaluate.faithfulness import load_detector
+
+    detector = load_detector()
+    assert detector.train_report["out_of_fold"] == 5
+    name, spans = max(detector.variants.items(), key=lambda item: sum(item[1].values()))
+    stems = max(spans, key=spans.get)
+    matcher = SymptomMatcher(unrequested=False)
+    from medsyn_utils.evaluate.lexicon import tokens
+
+    note = "Жалобы на " + " ".join(sorted(stems)) + "."
+    row, _ = matcher.pair_features(name, note, tokens(note), detector)
+    assert row[-3] == 1.0 and row[-1] > 0
