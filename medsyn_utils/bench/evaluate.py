@@ -1,4 +1,5 @@
-"""``medsyn bench evaluate``: notes per second of the faithfulness part of the evaluation stage.
+"""``medsyn bench evaluate``: notes per second of each part of the evaluation stage: faithfulness,
+then the corpus parts (embed, realism, diversity, privacy, fairness) on ``--corpus-notes`` notes.
 
 Real RuMedTop3 train complaints stand in for generated notes, each asked for symptoms of another
 visit of its code (so some are found, some not), unrequested graph findings included.
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medsyn_utils.core.checks import SEED_MAX
 from medsyn_utils.core.corpus import load_markup, load_rumedtop3
 from medsyn_utils.evaluate.faithfulness import SymptomMatcher
 from medsyn_utils.evaluate.stage import CHUNK
@@ -19,7 +21,15 @@ from medsyn_utils.evaluate.stage import CHUNK
 OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--notes",), dict(type=int, default=600, help="notes to evaluate")),
     (("--seed",), dict(type=int, default=0, help="seed of the note sample")),
+    (("--corpus-notes",), dict(type=int, default=600,
+                               help="notes for the corpus parts (0 skips them; the issue's goal "
+                                    "is 2400 in 10 min)")),
+    (("--corpus-embed",), dict(default="hashed", choices=("hashed", "e5"),
+                               help="text vectors of the corpus parts: hashed 3-grams or the "
+                                    "kit's e5 encoder through the embedding cache")),
 )
+RANGES = {"notes": dict(low=1, integer=True), "seed": dict(low=0, high=SEED_MAX, integer=True),
+          "corpus_notes": dict(low=0, integer=True)}
 
 
 def run(args) -> dict[str, Any]:
@@ -48,4 +58,19 @@ def run(args) -> dict[str, Any]:
     return {"notes": int(len(rows)), "seconds": round(seconds, 2), "notes_per_second": round(rate, 1),
             "minutes_for_2400_notes": round(2400 / rate / 60, 2), "goal_minutes": 5.0,
             "ratio_goal_over_measured": round(5.0 / (2400 / rate / 60), 2),
-            "mean_coverage": round(float(np.mean(covered)), 3)}
+            "mean_coverage": round(float(np.mean(covered)), 3),
+            "corpus": _corpus_parts(args)}
+
+
+def _corpus_parts(args) -> dict[str, Any] | None:
+    """Seconds and notes/s of each corpus part, as the stage calls them (``None``: skipped)."""
+    if not args.corpus_notes:
+        return None
+    from medsyn_utils.evaluate.corpus import bench_corpus, e5_embed
+
+    result = bench_corpus(args.corpus_notes, args.seed,
+                          embed=e5_embed if args.corpus_embed == "e5" else None)
+    result["embed"] = args.corpus_embed
+    result["minutes_for_2400_notes"] = round(2400 / result["notes_per_s"] / 60, 2)
+    result["ratio_goal_over_measured"] = round(10.0 / result["minutes_for_2400_notes"], 2)
+    return result
