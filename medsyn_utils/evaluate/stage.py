@@ -17,6 +17,7 @@ import pandas as pd
 from medsyn_utils.core import artefacts
 from medsyn_utils.core.errors import InputTableError, MedsynError
 from medsyn_utils.core.provenance import package_versions, write_atomic, write_json_atomic
+from medsyn_utils.evaluate import corpus_report
 from medsyn_utils.evaluate.config import EvaluationConfig
 from medsyn_utils.evaluate.faithfulness import SymptomMatcher, parse_symptoms
 
@@ -168,7 +169,9 @@ def _cell(value: dict[str, Any]) -> str:
     return f"{value['mean']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
 
 
-def markdown(summary: dict[str, Any], source: str = "") -> str:
+def markdown(summary: dict[str, Any], source: str = "", corpus: bool = True) -> str:
+    """The summary as markdown; ``corpus``: with the corpus metrics, a table per family
+    (``evaluate.corpus_report``; the full record stays in evaluation.json)."""
     lines = ["# Evaluation: does each note say what it was asked to?", "",
              f"Input: `{source}`; {summary['notes']} notes; intervals: {summary['interval']} "
              f"({summary['bootstrap']} resamples, seed {summary['seed']}). A symptom counts as "
@@ -180,9 +183,8 @@ def markdown(summary: dict[str, Any], source: str = "") -> str:
                      f"{g['notes_with_symptoms']} | {_cell(g['symptom_coverage'])} | "
                      f"{_cell(g['negated_share'])} | {_cell(g['missing_share'])} | "
                      f"{_cell(g['unrequested_per_note'])} |")
-    if summary.get("corpus") is not None:
-        lines += ["", "## Corpus metrics", "", "```json",
-                  json.dumps(summary["corpus"], ensure_ascii=False, indent=1, default=str), "```"]
+    if corpus and summary.get("corpus") is not None:
+        lines += ["", "## Corpus metrics", "", corpus_report.corpus_markdown(summary["corpus"]).rstrip()]
     return "\n".join(lines) + "\n"
 
 
