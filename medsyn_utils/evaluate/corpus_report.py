@@ -83,7 +83,7 @@ def _group_rows(group: dict[str, Any], sizes: dict[str, int]) -> list[dict[str, 
             rows.append(_row("fairness", f"gap:{measure} by {by}", result.get("gap"),
                              n=min(sizes_in) if sizes_in else None, minimum=sizes.get("fairness_group"),
                              interval=result.get("gap_ci")))
-    return [r for r in rows if r["value"] is not None or r["ceiling"] is not None]
+    return [r for r in rows if _known(r["value"]) or _known(r["ceiling"])]
 
 
 def corpus_table(corpus: dict[str, Any] | None) -> pd.DataFrame:
@@ -103,19 +103,24 @@ def corpus_table(corpus: dict[str, Any] | None) -> pd.DataFrame:
     return frame
 
 
-def _num(value: Any) -> str:
+def _known(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and value != value)  # not None, not NaN
+
+
+def _num(value: Any, count: bool = False) -> str:
     if value is None or pd.isna(value):
         return "—"
     value = float(value)
-    if value.is_integer() and abs(value) >= 1:
+    if count and value.is_integer():
         return str(int(value))
     if abs(value) >= 100:
         return f"{value:.1f}"
     return f"{value:.4f}" if 0.9995 <= abs(value) < 1 else f"{value:.3f}"  # not a rounded 1.000
 
 
-def _with_spread(value: Any, spread: Any = None, low: Any = None, high: Any = None) -> str:
-    text = _num(value)
+def _with_spread(value: Any, spread: Any = None, low: Any = None, high: Any = None,
+                 count: bool = False) -> str:
+    text = _num(value, count)
     if text == "—":
         return text
     if spread is not None and not pd.isna(spread):
@@ -152,8 +157,9 @@ def corpus_markdown(corpus: dict[str, Any] | None) -> str:
             n = "—" if row.n is None or pd.isna(row.n) else str(int(row.n))
             if row.below_minimum:
                 n += f" ⚠ < {int(row.minimum)}"
-            cells += [row.metric, _with_spread(row.value, row.spread, row.low, row.high),
-                      _with_spread(row.ceiling, row.ceiling_spread), n]
+            count = "clusters" in row.metric or row.metric.startswith("max_")
+            cells += [row.metric, _with_spread(row.value, row.spread, row.low, row.high, count),
+                      _with_spread(row.ceiling, row.ceiling_spread, count=count), n]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     if corpus.get("warnings"):

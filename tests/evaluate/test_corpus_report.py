@@ -110,3 +110,15 @@ def test_figure_written_and_skipped_without_corpus(tmp_path):
         with pytest.raises(SkipFigure):
             corpus_ceilings({"corpus": corpus})
     assert not (tmp_path / "b" / "evaluation_corpus_ceilings.png").exists()
+
+
+def test_unknown_metrics_dropped_and_counts_formatted():
+    summary = _summary()
+    summary["groups"][1]["realism"]["frechet"] = {"value": float("nan"), "ceiling": float("nan"),
+                                                  "spread": None, "ceiling_spread": None}
+    summary["groups"][1]["realism"]["auc_embeddings"]["value"] = 1.0
+    table = corpus_report.corpus_table(summary)
+    assert not ((table["generation_model"] == "B") & (table["metric"] == "frechet")).any()
+    text = corpus_report.corpus_markdown(summary)
+    assert "| B | symptoms | auc_embeddings | 1.000 ± 0.050 | 0.500 ± 0.040 | 40 ⚠ < 50 |" in text
+    assert "| A | symptoms | near_duplicate_clusters:all_notes | 2 | — | 120 |" in text
