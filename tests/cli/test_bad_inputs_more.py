@@ -21,6 +21,7 @@ from medsyn_utils.cli.app import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "score"))
 from score_helpers import make_store, make_tasks  # noqa: E402
+from test_bad_inputs import one_line  # noqa: E402  (the battery's one-line check)
 
 from medsyn_utils.tasks.table import write_task_table  # noqa: E402
 
@@ -174,13 +175,6 @@ CASES = [
     ("base-url-space", lambda p: generating(p, "--base-url", "http://exa mple.org/v1,"),
      "base_url 'mple.org/v1' is not an http(s) address"),
 ]
-
-
-def one_line(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one line, got:\n{err}"
-    assert "Traceback" not in err
-    return lines[0]
 
 
 @pytest.mark.parametrize("argv, expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
