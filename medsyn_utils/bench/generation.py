@@ -114,7 +114,7 @@ def run(args: Any) -> dict[str, Any]:
     batched, texts = _batched(backend, prompts, decoding, args.batch_size)
     result.update(batched_tokens_per_s=round(total / batched, 3), batched_seconds=round(batched, 3))
     if not args.skip_sequential:
-        result["ratio"] = round(result["sequential_seconds"] / batched, 3)
+        result["ratio"] = round(sequential / batched, 3)  # unrounded seconds: tiny runs too
     result.update(_bound(backend, prompts, args.batch_size, tokens, total / batched, result["dtype"]))
     if _compare_bf16(args.compare_bf16, result["device"]):
         name = {"float32": "fp32", "bfloat16": "bf16"}.get(result["dtype"], result["dtype"])
