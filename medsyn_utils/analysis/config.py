@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from medsyn_utils.core.config import StageConfig, field, seed_field
+from medsyn_utils.core.config import StageConfig, data_dir_field, field, seed_field
 from medsyn_utils.score.filter import PAPER_THRESHOLDS
 
 
@@ -21,8 +21,7 @@ class AnalysisConfig(StageConfig):
 
     run_dir: str = field("outputs/interactive",
         'run folder: reads scored.parquet, writes figures/ and the stage record')
-    data_dir: str = field("",
-        'offline data mirror laid out like shared/data; empty means MEDSYN_DATA_DIR or download')
+    data_dir: str = data_dir_field()
     input_path: str = field("",
         "scored table (.parquet or .csv, e.g. the published full-dataset-scored-anaon.csv); empty means the run folder's scored.parquet")
     demo: bool = field(False,

@@ -34,6 +34,12 @@ def field(default: Any, help: str, **constraints: Any) -> Any:
     return Field(default, description=help, **constraints)
 
 
+def data_dir_field() -> Any:
+    """The offline data mirror every stage may be given (``common.data_dir`` of a run)."""
+    return field("", "offline data mirror laid out like shared/data; empty means "
+                     "MEDSYN_DATA_DIR, else download with checksums")
+
+
 def seed_field(help: str = "random seed") -> Any:
     """A seed: an integer within numpy's range."""
     return field(0, help, ge=0, le=SEED_MAX)
@@ -221,5 +227,5 @@ def format_config(cls: type[StageConfig]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["SEED_MAX", "StageConfig", "accepts", "bounds", "choices", "describe", "error_line",
+__all__ = ["SEED_MAX", "StageConfig", "data_dir_field", "accepts", "bounds", "choices", "describe", "error_line",
            "field", "format_config", "seed_field", "type_label"]

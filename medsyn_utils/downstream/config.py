@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 
 from pydantic import field_validator
 
-from medsyn_utils.core.config import StageConfig, field, seed_field
+from medsyn_utils.core.config import StageConfig, data_dir_field, field, seed_field
 from medsyn_utils.downstream.report import MIN_BOOTSTRAP
 from medsyn_utils.score.filter import PAPER_THRESHOLDS
 
@@ -29,8 +29,7 @@ class DownstreamConfig(StageConfig):
 
     run_dir: str = field("outputs/interactive",
         'run folder: reads scored.parquet, writes downstream_metrics.json, reproduction.md/.csv, figures/downstream/ and the stage record')
-    data_dir: str = field("",
-        'offline data mirror laid out like shared/data; empty means MEDSYN_DATA_DIR or download')
+    data_dir: str = data_dir_field()
     synthetic_path: str = field("",
         "synthetic notes (scored .parquet or .csv, or the published CSV); empty means the run folder's scored.parquet")
     demo: bool = field(False,

@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from medsyn_utils.core.config import StageConfig, field, seed_field
+from medsyn_utils.core.config import StageConfig, data_dir_field, field, seed_field
 from medsyn_utils.evaluate.faithfulness import DEFAULT_FUZZY, DEFAULT_SLACK, DEFAULT_THRESHOLD
 
 
@@ -24,8 +24,7 @@ class EvaluationConfig(StageConfig):
 
     run_dir: str = field("outputs/interactive", "run folder: reads scored.parquet, writes "
                          "evaluation.*, figures/ and the stage record")
-    data_dir: str = field("", "offline data mirror laid out like shared/data; empty means "
-                          "MEDSYN_DATA_DIR or download")
+    data_dir: str = data_dir_field()
     input_path: str = Field("", description="scored table to evaluate (the kit's scored.parquet "
                             "or a CSV in the published layout); empty means the run folder's")
     detector: Literal["learned", "rule"] = Field(

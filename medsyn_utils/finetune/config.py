@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from medsyn_utils.core.config import StageConfig, field, seed_field
+from medsyn_utils.core.config import StageConfig, data_dir_field, field, seed_field
 
 
 class FinetuneConfig(StageConfig):
@@ -20,8 +20,7 @@ class FinetuneConfig(StageConfig):
 
     run_dir: str = field("outputs/interactive",
         "run folder for the stage's artefacts (relative to the project root)")
-    data_dir: str = field("",
-        'offline data mirror; empty means MEDSYN_DATA_DIR, else download with checksums')
+    data_dir: str = data_dir_field()
     base_model: str = field("embedded:gemma-3-270m",
         'base causal LM: embedded:gemma-3-270m, a hub id or a local folder')
     ift_path: str = field("",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal, Optional
 
-from medsyn_utils.core.config import StageConfig, field, seed_field
+from medsyn_utils.core.config import StageConfig, data_dir_field, field, seed_field
 from medsyn_utils.generate.backends.openai import (DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES,
                                                    DEFAULT_TIMEOUT, wait_help)
 
@@ -28,8 +28,7 @@ class GenerationConfig(StageConfig):
 
     run_dir: str = field("outputs/interactive",
         'run folder with tasks.parquet; receives generations.jsonl and the stage record')
-    data_dir: str = field("",
-        'offline data mirror laid out like shared/data; empty means MEDSYN_DATA_DIR or download')
+    data_dir: str = data_dir_field()
     tasks_path: str = field("",
         'task table file; empty means tasks.parquet in run_dir (missing: an error naming the tasks stage)')
     demo: bool = field(False,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from medsyn_utils.core.config import StageConfig, field
+from medsyn_utils.core.config import StageConfig, data_dir_field, field
 
 
 class GraphConfig(StageConfig):
@@ -23,8 +23,7 @@ class GraphConfig(StageConfig):
 
     run_dir: str = field("outputs/interactive",
         "run folder for the stage's artefacts (relative to the project root)")
-    data_dir: str = field("",
-        'offline data mirror laid out like shared/data; empty means MEDSYN_DATA_DIR, else download with checksums')
+    data_dir: str = data_dir_field()
     focus_code: str = field("J06",
         'ICD-10 code to explore (category like J06 or sub-code like J06.9)')
     radius: int = field(1, 'ego-graph radius around the focus code', ge=1, le=2)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from medsyn_utils.core.config import StageConfig, field, seed_field
+from medsyn_utils.core.config import StageConfig, data_dir_field, field, seed_field
 
 
 class TasksConfig(StageConfig):
@@ -21,8 +21,7 @@ class TasksConfig(StageConfig):
 
     run_dir: str = field("outputs/interactive",
         'run folder for tasks.parquet, tasks.csv and the stage record')
-    data_dir: str = field("",
-        'offline data mirror laid out like shared/data; empty means MEDSYN_DATA_DIR or download')
+    data_dir: str = data_dir_field()
     n: int = field(200, 'number of tasks to draw', ge=1)
     seed: int = seed_field('random seed; same parameters and seed give identical files')
     codes: list[str] = field([],
