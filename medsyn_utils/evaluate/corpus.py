@@ -39,7 +39,7 @@ MIN_SIZES = {"realism": 100, "two_sample": 50, "diversity": 50, "privacy": 50, "
 MAUVE_SEEDS = (0, 1, 2)
 SELF_BLEU_SAMPLE = 100
 DIVERSITY_SAMPLE = 500
-NEAR_DUPLICATE_THRESHOLD = 0.7
+NEAR_DUPLICATE_THRESHOLD = diversity.NEAR_DUPLICATE_THRESHOLD
 BOOTSTRAP = 200
 PER_NOTE_COLUMNS = (
     "idx", "dcr", "dcr_visit_id", "copied_span", "copied_words", "copied_visit_id",

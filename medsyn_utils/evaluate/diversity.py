@@ -17,6 +17,8 @@ import numpy as np
 from medsyn_utils.evaluate.realism import words
 
 
+NEAR_DUPLICATE_THRESHOLD = 0.7  # Jaccard of character shingles above which two notes are grouped
+
 def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
     return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
 
@@ -140,7 +142,7 @@ def shingles(text: str, k: int = 5) -> set[str]:
     return {clean[i:i + k] for i in range(len(clean) - k + 1)}
 
 
-def near_duplicate_clusters(texts: Sequence[str], *, threshold: float = 0.7, num_perm: int = 128,
+def near_duplicate_clusters(texts: Sequence[str], *, threshold: float = NEAR_DUPLICATE_THRESHOLD, num_perm: int = 128,
                             k: int = 5, seed: int = 0) -> list[list[int]]:
     """Groups of notes whose character-shingle Jaccard similarity is at least ``threshold``.
 
