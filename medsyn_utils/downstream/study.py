@@ -13,7 +13,6 @@ numbers of the metrics file are the default classifier's (the first of the panel
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,18 +61,13 @@ def _groups(prepared: pd.DataFrame) -> list[tuple[dict[str, str], pd.DataFrame]]
 
 def check_numbers(*, seeds: int, n_bootstrap: int, hard_quantile: float, recall_threshold: float,
                   precision_threshold: float) -> int:
-    """Every number of the study checked before any data or model loads; the bootstrap count."""
-    if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or not 1 <= seeds <= 1000:
-        raise ParameterError(f"seeds={seeds!r}: use an integer from 1 to 1000")
-    for name, value, low, closed in (("hard_quantile", hard_quantile, 0.0, False),
-                                     ("recall_threshold", recall_threshold, 0.0, True),
-                                     ("precision_threshold", precision_threshold, 0.0, True)):
-        ok = isinstance(value, (int, float)) and math.isfinite(value) and value <= 1.0 and (
-            value >= low if closed else value > low)
-        if not ok:
-            raise ParameterError(f"{name}={value!r}: use a number in {'[' if closed else '('}0, 1] "
-                                 f"(the encoder's scores and quantiles lie there)")
-    return report.check_bootstrap(n_bootstrap)
+    """Every number of the study checked by the stage's config (its one declaration of ranges)
+    before any data or model loads; the bootstrap count."""
+    from medsyn_utils.downstream.config import DownstreamConfig
+
+    return DownstreamConfig.check(seeds=seeds, bootstrap=n_bootstrap, hard_quantile=hard_quantile,
+                                  recall_threshold=recall_threshold,
+                                  precision_threshold=precision_threshold).bootstrap
 
 
 def _panel(classifier: str, classifier_options: dict[str, Any] | None, panel: Sequence[str],
