@@ -3,10 +3,12 @@
 A benchmark's rate means little without the ceiling next to it. The ceiling here is the model's
 matrix products by themselves — every ``nn.Linear`` of the model, with its own weights (so a
 weight streamed from memory at decode time is streamed here too), applied to an input of the
-model's width and a batch's rows, in the model's precision — timed on the machine at hand. The
-rest of a forward pass (attention scores, softmax, norms, activations, Python) is what the
-``fraction_of_bound`` leaves to gain. The best of ``repeats`` timings is kept: the machine's
-capability, not its contention at that moment.
+model's width and a batch's rows, in the model's precision — timed on the machine at hand. An
+encoder's attention products (scores and weighted values, ``4 · hidden · rows · length²`` per
+layer) are matrix work too: :func:`attention_flops` counts them, at the linear layers' rate, so the
+bound is the pass's whole matrix work done at the machine's matrix speed. What is left (softmax,
+norms, activations, copies, Python) is what the ``fraction_of_bound`` leaves to gain. The best of
+``repeats`` timings is kept: the machine's capability, not its contention at that moment.
 """
 
 from __future__ import annotations
@@ -51,6 +53,19 @@ def linear_seconds(modules: list[Any], rows: int, *, repeats: int = 3, dtype: An
 
 def linear_flops(modules: list[Any], rows: int) -> float:
     return float(sum(2 * rows * m.weight.shape[0] * m.weight.shape[1] for m in modules))
+
+
+def attention_flops(model: Any, cells: int) -> float:
+    """Matrix work of self-attention over ``cells`` = sum of rows x length² of the batches run.
+
+    Each layer computes Q·Kᵀ and softmax·V, ``2 · hidden`` multiply-adds per cell each; layers
+    and width come from the model's query projections (BERT / XLM-R naming; 0 if it has none).
+    """
+    import torch
+
+    queries = [m for name, m in model.named_modules()
+               if isinstance(m, torch.nn.Linear) and name.split(".")[-1] == "query"]
+    return float(sum(4 * m.weight.shape[0] for m in queries) * cells)
 
 
 def fraction(measured: float, bound: float) -> float | None:

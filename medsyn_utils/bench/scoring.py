@@ -20,8 +20,9 @@ Throughput is the median of ``--repeats`` runs with its spread (min, max); one u
 (fp16/bf16) in place of int8 and a larger token budget.
 
 The bound (:mod:`medsyn_utils.bench.bound`): the encoder's own linear layers timed alone on this
-machine in fp32 and in the reduced precision, turned into pairs/s with the padded tokens a pass
-embeds per pair: ``bound_fp32_pairs_per_s`` and ``fraction_of_bound`` (fp32), and
+machine in fp32 and in the reduced precision give its matrix speed (GFLOP/s); the pass's matrix
+work per pair (linear layers over the padded tokens plus the attention products over the batches
+actually run) at that speed gives ``bound_fp32_pairs_per_s`` and ``fraction_of_bound`` (fp32), and
 ``bound_<precision>_pairs_per_s`` with ``quantized_fraction_of_bound`` (bf16/fp16 only).
 """
 
@@ -199,25 +200,32 @@ def run(args: Any) -> dict[str, Any]:
 
 def bounds(scorer: Any, fast_precision: str, n: int, rows: int, fp32_rate: float,
            fast_rate: float) -> dict[str, Any]:
-    """Pairs/s the encoder's linear layers alone allow here (fp32 and bf16/fp16), and the shares."""
+    """Pairs/s this machine's matrix speed allows for the pass's matrix work, and the shares."""
     import torch
 
-    from medsyn_utils.bench.bound import describe_machine, fraction, linear_flops, linear_seconds, linear_modules
+    from medsyn_utils.bench.bound import (attention_flops, describe_machine, fraction, linear_flops,
+                                          linear_modules, linear_seconds)
 
     modules = linear_modules(scorer.model)
-    padded_per_pair = scorer.last_report.padded_tokens / n
+    report = scorer.last_report
     rows = max(1, min(rows, scorer.max_batch_tokens))
+    linear_work = linear_flops(modules, report.padded_tokens)
+    attention_work = attention_flops(scorer.model, report.attention_cells)
+    flops_per_pair = (linear_work + attention_work) / n
     out: dict[str, Any] = {"machine": describe_machine(), "bound_rows": rows,
-                           "padded_tokens_per_pair": round(padded_per_pair, 1)}
+                           "padded_tokens_per_pair": round(report.padded_tokens / n, 1),
+                           "gflop_per_pair": round(flops_per_pair / 1e9, 3),
+                           "attention_share_of_flops": round(attention_work / (linear_work + attention_work), 3)
+                           if linear_work + attention_work else None}
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     for name, rate, key in (("fp32", fp32_rate, "fraction_of_bound"),
                             (fast_precision, fast_rate, "quantized_fraction_of_bound")):
         if name not in dtypes:
             out[key] = None  # int8's kernels are not plain matrix products: no bound measured
             continue
-        seconds = linear_seconds(modules, rows, dtype=dtypes[name])
-        bound = rows / seconds / padded_per_pair
+        flop_per_s = linear_flops(modules, rows) / linear_seconds(modules, rows, dtype=dtypes[name])
+        bound = flop_per_s / flops_per_pair
         out[f"bound_{name}_pairs_per_s"] = round(bound, 3)
-        out[f"linear_{name}_gflop_per_s"] = round(linear_flops(modules, rows) / seconds / 1e9, 1)
+        out[f"linear_{name}_gflop_per_s"] = round(flop_per_s / 1e9, 1)
         out[key] = fraction(rate, bound)
     return out

@@ -21,7 +21,7 @@ from medsyn_utils.score.scorer import NoteScorer, ScoreReport
 
 COUNTED = ("rows", "texts_embedded", "sequences_embedded", "tokens_embedded", "long_texts",
            "truncated_texts", "long_rows", "empty_responses", "missing_symptoms",
-           "missing_examples", "padded_tokens")
+           "missing_examples", "padded_tokens", "attention_cells")
 
 
 class ScorerActor:

@@ -91,6 +91,7 @@ class ScoreReport:
     sequences_embedded: int = 0   # forward-pass rows (a windowed long text counts its windows)
     tokens_embedded: int = 0
     padded_tokens: int = 0        # forward-pass tokens with padding (the work actually done)
+    attention_cells: int = 0      # sum over batches of rows x longest^2 (the attention's work)
     long_texts: int = 0           # distinct texts over the encoder limit
     truncated_texts: int = 0      # of those, cut to the limit (windowed=False)
     long_rows: int = 0
@@ -232,6 +233,7 @@ class NoteScorer:
                 report.sequences_embedded += len(batch)
                 report.tokens_embedded += int(mask.sum())
                 report.padded_tokens += int(mask.numel())
+                report.attention_cells += len(batch) * longest * longest
                 i += size
         result = {}
         for text in texts:
