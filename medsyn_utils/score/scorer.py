@@ -19,8 +19,11 @@ token embedded in the overlapping window where it sits most centrally.
 dynamically quantized), ``"int8-attention"`` (CPU: only the attention projections quantized, the
 feed-forward layers, whose activations 8 bits distort most, kept in fp32; see
 ``benchmarks/README.md`` for speed and agreement), ``"fp16"`` (CUDA only), ``"bf16"`` (CUDA, or
-a CPU with AVX512-BF16/AMX: weights and matrix products in bf16 with fp32 accumulation, token
-states turned back to fp32 before the similarity), ``"auto"`` (:func:`resolve_precision`: what
+a CPU with AVX512-BF16/AMX: mixed precision — the linear layers' weights in bf16 and every matrix
+product in bf16 with fp32 accumulation under ``torch.autocast``, while embeddings, layer norms and
+the residual stream stay fp32, so rounding does not pile up layer after layer; a model cast wholly
+to bf16 was faster but flipped twice as many filter decisions, see ``benchmarks/README.md``),
+``"auto"`` (:func:`resolve_precision`: what
 the measurement in ``benchmarks/README.md`` made the default). Anything but fp32 is part of
 :attr:`NoteScorer.hash`, so tables of different precisions never share one.
 
@@ -173,7 +176,9 @@ class NoteScorer:
 
         text = get_hash(self.info.name, self.layer, self.idf, False, False, True)
         text += f"_windowed-{self.window_stride}" if self.windowed else ""
-        return text + ("" if self.precision == "fp32" else f"_{self.precision}")
+        # "-mixed": bf16 scores from before the mixed-precision scorer never join its tables
+        tag = {"fp32": "", "bf16": "_bf16-mixed"}.get(self.precision, f"_{self.precision}")
+        return text + tag
 
     def __repr__(self) -> str:
         return f"NoteScorer(hash={self.hash!r}, device={self.device!r})"
@@ -227,7 +232,8 @@ class NoteScorer:
                 for j, (_, _, seq) in enumerate(batch):
                     x[j, :len(seq)] = torch.tensor(seq)
                     mask[j, :len(seq)] = 1
-                out = self.model(x.to(self.device), attention_mask=mask.to(self.device))[0]
+                with self._mixed_precision():
+                    out = self.model(x.to(self.device), attention_mask=mask.to(self.device))[0]
                 for j, (text, start, seq) in enumerate(batch):
                     states[(text, start)] = out[j, :len(seq)].float()
                 report.sequences_embedded += len(batch)
@@ -246,6 +252,14 @@ class NoteScorer:
         if self.embedding_cache is not None and result:
             self.embedding_cache.put_states(result)
         return result
+
+    def _mixed_precision(self):
+        """bf16: matrix products in bf16 under autocast (see the module doc); else nothing."""
+        import torch
+
+        if self.precision != "bf16":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16)
 
     def embed(self, texts: Sequence[str]) -> dict[str, Any]:
         """fp32 token states (layer ``self.layer``) of each distinct non-empty stripped text."""
@@ -502,7 +516,8 @@ def _load(info: EncoderInfo, layer: int, asked: str):
 
 
 def _with_precision(model, precision: str):
-    """The encoder in the asked precision: int8 = dynamic quantization of its linear layers."""
+    """The encoder in the asked precision: int8 = dynamic quantization of its linear layers,
+    bf16 = its linear layers' weights in bf16 (the rest stays fp32; products run under autocast)."""
     import torch
 
     if precision.startswith("int8"):
@@ -515,5 +530,7 @@ def _with_precision(model, precision: str):
     if precision == "fp16":
         return model.half()
     if precision == "bf16":
-        return model.to(torch.bfloat16)
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.to(torch.bfloat16)
     return model
