@@ -15,8 +15,10 @@ import pandas as pd
 
 from medsyn_utils.core.checks import SEED_MAX
 from medsyn_utils.core.corpus import load_markup, load_rumedtop3
+from medsyn_utils.evaluate.config import EvaluationConfig
 from medsyn_utils.evaluate.faithfulness import SymptomMatcher
 from medsyn_utils.evaluate.stage import CHUNK
+from medsyn_utils.evaluate.vectors import KINDS as VECTOR_KINDS
 
 OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--notes",), dict(type=int, default=600, help="notes to evaluate")),
@@ -24,9 +26,11 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--corpus-notes",), dict(type=int, default=600,
                                help="notes for the corpus parts (0 skips them; the issue's goal "
                                     "is 2400 in 10 min)")),
-    (("--corpus-embed",), dict(default="hashed", choices=("hashed", "e5"),
-                               help="text vectors of the corpus parts: hashed 3-grams or the "
-                                    "kit's e5 encoder through the embedding cache")),
+    (("--corpus-embed",), dict(default=EvaluationConfig.defaults()["corpus_embed"],
+                               choices=VECTOR_KINDS,
+                               help="text vectors of the corpus parts: the kit's e5 encoder "
+                                    "through the embedding cache (MEDSYN_CACHE_DIR; the stage's "
+                                    "default) or hashed 3-grams")),
 )
 RANGES = {"notes": dict(low=1, integer=True), "seed": dict(low=0, high=SEED_MAX, integer=True),
           "corpus_notes": dict(low=0, integer=True)}
@@ -66,10 +70,10 @@ def _corpus_parts(args) -> dict[str, Any] | None:
     """Seconds and notes/s of each corpus part, as the stage calls them (``None``: skipped)."""
     if not args.corpus_notes:
         return None
-    from medsyn_utils.evaluate.corpus import bench_corpus, e5_embed
+    from medsyn_utils.evaluate.corpus import bench_corpus
+    from medsyn_utils.evaluate.vectors import vectors_for
 
-    result = bench_corpus(args.corpus_notes, args.seed,
-                          embed=e5_embed if args.corpus_embed == "e5" else None)
+    result = bench_corpus(args.corpus_notes, args.seed, embed=vectors_for(args.corpus_embed))
     result["embed"] = args.corpus_embed
     result["minutes_for_2400_notes"] = round(2400 / result["notes_per_s"] / 60, 2)
     result["ratio_goal_over_measured"] = round(10.0 / result["minutes_for_2400_notes"], 2)

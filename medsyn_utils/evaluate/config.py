@@ -11,6 +11,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from medsyn_utils.core.config import StageConfig, data_dir_field, field, seed_field
+from medsyn_utils.evaluate.corpus import MIN_REFERENCE, REFERENCE_MAX
 from medsyn_utils.evaluate.faithfulness import DEFAULT_FUZZY, DEFAULT_SLACK, DEFAULT_THRESHOLD
 
 
@@ -42,9 +43,14 @@ class EvaluationConfig(StageConfig):
                          "diversity, privacy, fairness) against real notes of the mirror")
     corpus_reference: Literal["full", "complaints"] = Field(
         "full", description="real notes the corpus metrics compare with: full notes or complaints")
-    corpus_embed: Literal["hashed", "e5"] = Field(
-        "hashed", description="text vectors of the corpus metrics: hashed character 3-grams "
-        "(fast) or the packaged e5 encoder (slow on 2 cores, cached per text)")
+    corpus_embed: Literal["e5", "hashed"] = Field(
+        "e5", description="text vectors of the corpus metrics: the packaged e5 encoder scoring "
+        "uses, read from the embedding cache scoring fills (real notes embedded once per user "
+        "cache), or hashed character 3-grams (seconds; surface similarity only, for quick runs)")
+    corpus_reference_max: int = Field(
+        REFERENCE_MAX, ge=0, le=1_000_000, description="real notes per set (train, held-out) "
+        "the corpus metrics compare with: a seeded sample of that many; 0 takes all; at least "
+        f"{MIN_REFERENCE} otherwise (bounds the encoder's first pass over the real notes)")
     bootstrap: int = Field(200, ge=0, le=100_000, description="bootstrap resamples for the "
                            "intervals of the summary; 0 gives none")
     seed: int = seed_field("seed of the bootstrap")

@@ -14,7 +14,13 @@ The entry point is :func:`corpus_summary`. Inputs:
   accepted), optionally ``code``; :func:`real_reference` reads them from the mirror.
 
 The realism reference is ``real_train`` minus every note used as a style example (by visit id and
-by text); copying and distance-to-closest-record use all of ``real_train``.
+by text); distance-to-closest-record uses all of ``real_train``, copied spans always all of it.
+
+``reference_max`` (the stage's ``corpus_reference_max``): each real set — train, held-out — is cut
+to a seeded sample of that many notes before anything is embedded (0: all). It bounds the one
+cost that grows with the reference, the encoder's first pass over the real notes (later runs read
+their vectors from the embedding cache); DCR then means the closest of the sampled train notes,
+for the notes and the held-out notes alike. The smallest cap is :data:`MIN_REFERENCE`.
 
 Documented minimum sizes (:data:`MIN_SIZES`, notes per model × prior, or per fairness group):
 realism 100 (MAUVE's k-means and the Fréchet covariance are noisy below), two-sample tests 50 per
@@ -34,8 +40,12 @@ import pandas as pd
 from medsyn_utils.core.errors import InputTableError, ParameterError
 from medsyn_utils.evaluate import diversity, fairness, privacy, realism
 from medsyn_utils.evaluate.fairness import with_task_columns  # noqa: F401  (part of this entry point)
+from medsyn_utils.evaluate.vectors import (  # noqa: F401  (the vector sources, part of this entry point)
+    EncoderVectors, HashedVectors, e5_embed, hashed_ngram_embed, vectors_for, vectors_record)
 
 MIN_SIZES = {"realism": 100, "two_sample": 50, "diversity": 50, "privacy": 50, "fairness_group": 30}
+MIN_REFERENCE = 2 * MIN_SIZES["realism"]  # smallest cap on each real set (reference_max)
+REFERENCE_MAX = 0  # the stage's default cap on each real set (corpus_reference_max; 0: all)
 MAUVE_SEEDS = (0, 1, 2)
 SELF_BLEU_SAMPLE = 100
 DIVERSITY_SAMPLE = 500
@@ -48,28 +58,7 @@ PER_NOTE_COLUMNS = (
 )
 NEAR_DUPLICATE_FILE = "near_duplicates.parquet"
 SCORE_COLUMNS = ("symptoms_recall", "anamnesis_precision")
-Embed = Callable[[list[str]], np.ndarray]
-
-
-def hashed_ngram_embed(texts: list[str], dim: int = 256) -> np.ndarray:
-    """A deterministic stand-in encoder: hashed character 3-grams, L2-normalised (tests, bench)."""
-    from sklearn.feature_extraction.text import HashingVectorizer
-
-    vectorizer = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 3), n_features=dim,
-                                   alternate_sign=False, norm="l2")
-    return vectorizer.transform([str(t) for t in texts]).toarray().astype(np.float32)
-
-
-def e5_embed(texts: list[str]) -> np.ndarray:
-    """The kit's encoder (embedded multilingual-e5-small, layer 9, the scorer's precision),
-    mean-pooled and L2-normalised, through the embedding cache scoring fills
-    (:func:`medsyn_utils.score.embeddings.embed_texts`): a text scoring embedded, or a real
-    reference note embedded before, is not embedded again. An empty text gets a zero vector."""
-    from medsyn_utils.score.embeddings import embed_texts
-
-    vectors = np.nan_to_num(embed_texts([str(t) for t in texts]), nan=0.0)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+Embed = Callable[[list[str]], np.ndarray]  # texts → one row per text (evaluate.vectors)
 
 
 def real_reference(kind: str = "full") -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -134,6 +123,13 @@ def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, size=min(size, n), replace=False))
 
 
+def _cap(frame: pd.DataFrame, size: int, rng: np.random.Generator) -> pd.DataFrame:
+    """A seeded sample of ``size`` real notes, in their order (all of them when ``size`` is 0)."""
+    if size <= 0 or len(frame) <= size:
+        return frame
+    return frame.iloc[_sample(len(frame), size, rng)].reset_index(drop=True)
+
+
 def _metric(value, ceiling, **extra) -> dict:
     return {"value": value, "ceiling": ceiling, **extra}
 
@@ -155,7 +151,7 @@ class _Timer:
 def corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout: pd.DataFrame, *,
                    embed: Embed, out_dir: Path | None, seed: int,
                    group_columns: Sequence[str] = ("generation_model", "prior"),
-                   per_note: pd.DataFrame | None = None) -> dict:
+                   per_note: pd.DataFrame | None = None, reference_max: int = 0) -> dict:
     """Corpus metrics per group of ``group_columns`` (default model × prior), JSON-ready, plus
     ``"per_note"``: a DataFrame of :data:`PER_NOTE_COLUMNS` keyed by ``idx`` for the stage to merge
     into evaluation.parquet (pop it before writing JSON). ``per_note``: optional per-note measures
@@ -165,9 +161,16 @@ def corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout: 
     Result: ``groups`` (one dict per group: the group's values, ``n_notes``, ``realism``,
     ``diversity``, ``privacy``, ``fairness``; a metric is ``{"value", "ceiling", "spread",
     "ceiling_spread", ...}``), ``reference`` (sizes, style examples left out), ``minimum_sizes``,
-    ``warnings``, ``parameters``, ``files``, ``seconds`` (per part), ``per_note``."""
+    ``warnings``, ``parameters``, ``files``, ``vectors`` (which text vectors: kind, encoder,
+    layer, precision, cache key, texts read from the cache / embedded), ``seconds`` (per part),
+    ``per_note``."""
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"seed {seed!r} must be a non-negative integer")
+    if not isinstance(reference_max, (int, np.integer)) or not (
+            reference_max == 0 or reference_max >= MIN_REFERENCE):
+        raise ParameterError(f"reference_max {reference_max!r} must be 0 (all real notes) or at "
+                             f"least {MIN_REFERENCE}: the realism reference and its ceiling need "
+                             f"{MIN_SIZES['realism']} notes each")
     import mauve  # noqa: F401  (loads torch and faiss first, so the limit below covers their threads)
     from threadpoolctl import threadpool_limits
 
@@ -175,16 +178,20 @@ def corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout: 
     # 2-core machine spinning threads made an eigendecomposition 100× slower than one thread.
     with threadpool_limits(limits=1):
         return _corpus_summary(notes, real_train, real_heldout, embed=embed, out_dir=out_dir,
-                               seed=int(seed), group_columns=group_columns, per_note=per_note)
+                               seed=int(seed), group_columns=group_columns, per_note=per_note,
+                               reference_max=int(reference_max))
 
 
 def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout: pd.DataFrame, *,
                     embed: Embed, out_dir: Path | None, seed: int, group_columns: Sequence[str],
-                    per_note: pd.DataFrame | None) -> dict:
+                    per_note: pd.DataFrame | None, reference_max: int) -> dict:
     timer = _Timer()
     group_columns = list(group_columns)
     frame = _notes(notes, group_columns)
     train, heldout = _real(real_train, "real_train"), _real(real_heldout, "real_heldout")
+    train_all, n_heldout_all = train, len(heldout)  # copied spans: all train notes (no vectors needed)
+    train = _cap(train, reference_max, np.random.default_rng([seed, 1]))
+    heldout = _cap(heldout, reference_max, np.random.default_rng([seed, 2]))
     examples_ids = set(frame["example_visit_id"].dropna().astype(str)) if "example_visit_id" in frame else set()
     example_texts = set(frame["anamnesis"].dropna().astype(str).str.strip()) if "anamnesis" in frame else set()
     is_example = train["idx"].isin(examples_ids) | train["text"].str.strip().isin(example_texts)
@@ -206,7 +213,7 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
     start = time.perf_counter()
     dcr, where = privacy.closest_records(note_vecs, train_vecs)
     held_dcr, _ = privacy.closest_records(held_vecs, train_vecs)
-    spans = privacy.SpanIndex(train["text"].tolist(), train["idx"].tolist())
+    spans = privacy.SpanIndex(train_all["text"].tolist(), train_all["idx"].tolist())
     found = [spans.longest_span(t) for t in frame["response"]]
     held_spans = np.array([spans.longest_span(t).words for t in heldout["text"]])
     out = pd.DataFrame({"idx": frame["idx"].to_numpy(), "dcr": dcr,
@@ -377,13 +384,16 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
     return {
         "groups": groups,
         "reference": {"n_train": len(train), "n_train_reference": len(reference),
-                      "n_excluded_style_examples": int(is_example.sum()), "n_heldout": len(heldout)},
+                      "n_excluded_style_examples": int(is_example.sum()), "n_heldout": len(heldout),
+                      "n_train_available": len(train_all), "n_heldout_available": n_heldout_all,
+                      "reference_max": reference_max},
         "minimum_sizes": dict(MIN_SIZES), "warnings": warnings,
         "parameters": {"seed": int(seed), "group_columns": group_columns, "mauve_seeds": list(MAUVE_SEEDS),
                        "self_bleu_sample": SELF_BLEU_SAMPLE, "diversity_sample": DIVERSITY_SAMPLE,
                        "near_duplicate_threshold": NEAR_DUPLICATE_THRESHOLD, "bootstrap": BOOTSTRAP,
                        "span_words": privacy.MIN_SPAN_WORDS, "age_groups": list(fairness.AGE_LABELS)},
         "files": [NEAR_DUPLICATE_FILE] if out_dir is not None else [],
+        "vectors": vectors_record(embed),
         "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
         "per_note": out[list(PER_NOTE_COLUMNS)],
     }
@@ -413,13 +423,15 @@ def bench_notes(n_notes: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd
 
 def bench_corpus(n_notes: int, seed: int, embed: Embed | None = None) -> dict:
     """Time :func:`corpus_summary` on ``n_notes`` benchmark notes: seconds and notes/s per part
-    (embed, realism, diversity, privacy, fairness). Without ``embed``, :func:`hashed_ngram_embed`
-    stands in for the encoder (whose time belongs to the shared embedding cache)."""
+    (embed, realism, diversity, privacy, fairness), the reference sizes and the vectors' record
+    (with the encoder: how many texts came from the embedding cache, how many were embedded).
+    Without ``embed``, hashed character 3-grams stand in for the encoder."""
     notes, train, heldout = bench_notes(n_notes, seed)
     start = time.perf_counter()
-    result = corpus_summary(notes, train, heldout, embed=embed or hashed_ngram_embed, out_dir=None, seed=seed)
+    result = corpus_summary(notes, train, heldout, embed=embed or HashedVectors(), out_dir=None, seed=seed)
     total = time.perf_counter() - start
     parts = {name: {"seconds": s, "notes_per_s": n_notes / s if s > 0 else None}
              for name, s in result["seconds"].items()}
     return {"n_notes": n_notes, "groups": len(result["groups"]), "seconds": total,
-            "notes_per_s": n_notes / total, "parts": parts}
+            "notes_per_s": n_notes / total, "parts": parts, "reference": result["reference"],
+            "vectors": result["vectors"]}

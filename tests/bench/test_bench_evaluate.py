@@ -11,7 +11,8 @@ from medsyn_utils.cli import main
 
 @pytest.mark.integration
 def test_bench_evaluate_prints_each_part_as_json(data_dir, capsys):
-    assert main(["bench", "evaluate", "--notes", "20", "--corpus-notes", "60", "--json"]) == 0
+    assert main(["bench", "evaluate", "--notes", "20", "--corpus-notes", "60", "--corpus-embed", "hashed",
+                 "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["notes"] == 20 and result["notes_per_second"] > 0
     parts = result["corpus"]["parts"]
