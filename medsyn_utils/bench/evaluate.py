@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from medsyn_utils.core.checks import SEED_MAX
+from medsyn_utils.core.errors import ParameterError
 from medsyn_utils.core.corpus import load_markup, load_rumedtop3
 from medsyn_utils.evaluate.config import EvaluationConfig
 from medsyn_utils.evaluate.faithfulness import SymptomMatcher
@@ -31,12 +32,20 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
                                help="text vectors of the corpus parts: the kit's e5 encoder "
                                     "through the embedding cache (MEDSYN_CACHE_DIR; the stage's "
                                     "default) or hashed 3-grams")),
+    (("--corpus-reference-max",), dict(type=int, default=EvaluationConfig.defaults()["corpus_reference_max"],
+                                       help="real notes per set (train, held-out), a seeded "
+                                            "sample; 0 takes all (the stage's corpus_reference_max)")),
 )
 RANGES = {"notes": dict(low=1, integer=True), "seed": dict(low=0, high=SEED_MAX, integer=True),
-          "corpus_notes": dict(low=0, integer=True)}
+          "corpus_notes": dict(low=0, integer=True), "corpus_reference_max": dict(low=0, integer=True)}
 
 
 def run(args) -> dict[str, Any]:
+    from medsyn_utils.evaluate.corpus import MIN_REFERENCE
+
+    if 0 < args.corpus_reference_max < MIN_REFERENCE:  # before any model loads
+        raise ParameterError(f"--corpus-reference-max {args.corpus_reference_max}: use 0 (all real "
+                             f"notes) or at least {MIN_REFERENCE}")
     rng = np.random.default_rng(args.seed)
     visits = load_rumedtop3("train")
     markup = load_markup().dropna(subset=["symptom"])
@@ -73,7 +82,8 @@ def _corpus_parts(args) -> dict[str, Any] | None:
     from medsyn_utils.evaluate.corpus import bench_corpus
     from medsyn_utils.evaluate.vectors import vectors_for
 
-    result = bench_corpus(args.corpus_notes, args.seed, embed=vectors_for(args.corpus_embed))
+    result = bench_corpus(args.corpus_notes, args.seed, embed=vectors_for(args.corpus_embed),
+                          reference_max=args.corpus_reference_max)
     result["embed"] = args.corpus_embed
     result["minutes_for_2400_notes"] = round(2400 / result["notes_per_s"] / 60, 2)
     result["ratio_goal_over_measured"] = round(10.0 / result["minutes_for_2400_notes"], 2)

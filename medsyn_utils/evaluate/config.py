@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from medsyn_utils.core.config import StageConfig, data_dir_field, field, seed_field
 from medsyn_utils.evaluate.corpus import MIN_REFERENCE, REFERENCE_MAX
@@ -55,3 +55,11 @@ class EvaluationConfig(StageConfig):
                            "intervals of the summary; 0 gives none")
     seed: int = seed_field("seed of the bootstrap")
     show_notes: int = Field(3, ge=0, le=1000, description="notes shown highlighted in the notebook")
+
+    @field_validator("corpus_reference_max")
+    @classmethod
+    def _reference_large_enough(cls, value: int) -> int:
+        if 0 < value < MIN_REFERENCE:
+            raise ValueError(f"0 takes all real notes, else {MIN_REFERENCE} or more: the realism "
+                             f"reference and its held-out ceiling need 100 notes each")
+        return value

@@ -421,14 +421,16 @@ def bench_notes(n_notes: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd
     return notes, train, heldout
 
 
-def bench_corpus(n_notes: int, seed: int, embed: Embed | None = None) -> dict:
+def bench_corpus(n_notes: int, seed: int, embed: Embed | None = None, reference_max: int = 0) -> dict:
     """Time :func:`corpus_summary` on ``n_notes`` benchmark notes: seconds and notes/s per part
     (embed, realism, diversity, privacy, fairness), the reference sizes and the vectors' record
     (with the encoder: how many texts came from the embedding cache, how many were embedded).
-    Without ``embed``, hashed character 3-grams stand in for the encoder."""
+    Without ``embed``, hashed character 3-grams stand in for the encoder; ``reference_max`` as in
+    :func:`corpus_summary`."""
     notes, train, heldout = bench_notes(n_notes, seed)
     start = time.perf_counter()
-    result = corpus_summary(notes, train, heldout, embed=embed or HashedVectors(), out_dir=None, seed=seed)
+    result = corpus_summary(notes, train, heldout, embed=embed or HashedVectors(), out_dir=None, seed=seed,
+                            reference_max=reference_max)
     total = time.perf_counter() - start
     parts = {name: {"seconds": s, "notes_per_s": n_notes / s if s > 0 else None}
              for name, s in result["seconds"].items()}

@@ -89,3 +89,46 @@ def test_hashed_vectors_and_the_kinds():
     assert vectors.vectors_record(lambda t: None)["kind"] == "custom"
     with pytest.raises(ParameterError, match="corpus_embed 'bert' is unknown"):
         vectors.vectors_for("bert")
+
+
+def test_reference_max_samples_each_real_set_but_spans_search_all_train():
+    train, heldout = corpus.real_reference("full")
+    train, heldout = train.iloc[:400].reset_index(drop=True), heldout.iloc[:300].reset_index(drop=True)
+    texts = heldout["text"].iloc[:30].tolist()
+    texts[0] = "Со слов больного: " + train["text"].iloc[399]
+    notes = pd.DataFrame({"idx": [f"n{i}" for i in range(30)], "response": texts,
+                          "generation_model": "A", "prior": "symptoms"})
+    seen = []
+
+    def embed(batch):
+        seen.extend(batch)
+        return vectors.hashed_ngram_embed(batch)
+
+    result = corpus.corpus_summary(notes, train, heldout, embed=embed, out_dir=None, seed=4,
+                                   reference_max=200)
+    ref = result["reference"]
+    assert (ref["n_train"], ref["n_heldout"], ref["reference_max"]) == (200, 200, 200)
+    assert (ref["n_train_available"], ref["n_heldout_available"]) == (400, 300)
+    embedded_real = set(seen) - set(texts)
+    assert len(embedded_real & set(train["text"])) <= 200 and len(embedded_real & set(heldout["text"])) <= 200
+    # the copied train note is outside the sample (seed 4), yet found by its words with its visit id
+    assert train["text"].iloc[399] not in seen
+    copied = result["per_note"].set_index("idx").loc["n0"]
+    assert copied["copied_visit_id"] == train["idx"].iloc[399] and copied["copied_words"] >= 8
+    again = corpus.corpus_summary(notes, train, heldout, embed=vectors.hashed_ngram_embed, out_dir=None,
+                                  seed=4, reference_max=200)
+    assert json.dumps(again["groups"], sort_keys=True) == json.dumps(result["groups"], sort_keys=True)
+    whole = corpus.corpus_summary(notes, train, heldout, embed=vectors.hashed_ngram_embed, out_dir=None,
+                                  seed=4, reference_max=0)
+    assert (whole["reference"]["n_train"], whole["reference"]["n_heldout"]) == (400, 300)
+    with pytest.raises(ParameterError, match="reference_max 50 must be 0"):
+        corpus.corpus_summary(notes, train, heldout, embed=embed, out_dir=None, seed=4, reference_max=50)
+
+
+def test_the_stage_config_refuses_a_cap_below_the_minimum():
+    from medsyn_utils.evaluate.config import EvaluationConfig
+
+    assert EvaluationConfig.defaults()["corpus_embed"] == "e5"
+    assert EvaluationConfig.check({"corpus_reference_max": corpus.MIN_REFERENCE}).corpus_reference_max == 200
+    with pytest.raises(ParameterError, match=r"corpus_reference_max=50 is not accepted.*200 or more"):
+        EvaluationConfig.check({"corpus_reference_max": 50})
