@@ -1,5 +1,5 @@
 """Just over 400 lines: the one entry point the stage calls, with its input checks, the shared
-embedding step, the per-group loop and its benchmark, kept together.
+embedding step and the per-group loop, kept together (its benchmark: ``bench/evaluate.py``).
 
 The notes as a corpus: realism against real notes, diversity and near-duplicates, copying and
 privacy, fairness by sex and age — per model × prior, each number beside its real-vs-real ceiling
@@ -141,11 +141,21 @@ def _warn(warnings: list[str], label: str, metric: str, size: int, key: str) -> 
 
 
 class _Timer:
+    """Wall and CPU seconds per part (CPU seconds: this process's, all threads; on a shared
+    machine they say what a part costs when wall seconds mostly say how loaded it was)."""
+
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
 
-    def add(self, part: str, start: float) -> None:
-        self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
+    @staticmethod
+    def now() -> tuple[float, float]:
+        return time.perf_counter(), time.process_time()
+
+    def add(self, part: str, start: tuple[float, float]) -> None:
+        wall, cpu = self.now()
+        self.seconds[part] = self.seconds.get(part, 0.0) + wall - start[0]
+        self.cpu_seconds[part] = self.cpu_seconds.get(part, 0.0) + cpu - start[1]
 
 
 def corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout: pd.DataFrame, *,
@@ -162,8 +172,8 @@ def corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout: 
     ``diversity``, ``privacy``, ``fairness``; a metric is ``{"value", "ceiling", "spread",
     "ceiling_spread", ...}``), ``reference`` (sizes, style examples left out), ``minimum_sizes``,
     ``warnings``, ``parameters``, ``files``, ``vectors`` (which text vectors: kind, encoder,
-    layer, precision, cache key, texts read from the cache / embedded), ``seconds`` (per part),
-    ``per_note``."""
+    layer, precision, cache key, texts read from the cache / embedded), ``seconds`` and
+    ``cpu_seconds`` (per part), ``per_note``."""
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"seed {seed!r} must be a non-negative integer")
     if not isinstance(reference_max, (int, np.integer)) or not (
@@ -200,7 +210,7 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
         raise InputTableError(f"real_train has {len(reference)} notes left after removing the "
                               f"{int(is_example.sum())} used as style examples: pass more real notes")
 
-    start = time.perf_counter()
+    start = timer.now()
     example_list = [t for t in frame.get("anamnesis", pd.Series(dtype=object)).dropna().astype(str)]
     vec = _embed_all(embed, [*frame["response"], *train["text"], *heldout["text"], *example_list])
     timer.add("embed", start)
@@ -210,7 +220,7 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
     ref_vecs = train_vecs[~is_example.to_numpy()]
 
     # Per-note copying and privacy.
-    start = time.perf_counter()
+    start = timer.now()
     dcr, where = privacy.closest_records(note_vecs, train_vecs)
     held_dcr, _ = privacy.closest_records(held_vecs, train_vecs)
     spans = privacy.SpanIndex(train_all["text"].tolist(), train_all["idx"].tolist())
@@ -233,7 +243,7 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
     out["example_similarity"] = sims
     timer.add("privacy", start)
 
-    start = time.perf_counter()
+    start = timer.now()
     sexes = frame["sex"] if "sex" in frame else pd.Series([None] * len(frame))
     verdicts = [fairness.sex_consistency(t, s) for t, s in zip(frame["response"], sexes)]
     out["sex_from_text"] = [v[0] for v in verdicts]
@@ -262,7 +272,7 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
         entry["n_notes"] = len(rows)
 
         # Realism: q = these notes, p = an equal-sized sample of the reference; ceiling q = held-out.
-        start = time.perf_counter()
+        start = timer.now()
         size = min(len(rows), len(reference), len(heldout))
         rng = np.random.default_rng(rng_seed)
         p_pick = _sample(len(reference), size, rng)
@@ -293,7 +303,7 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
         timer.add("realism", start)
 
         # Diversity, at equal sizes for the notes and the held-out real notes.
-        start = time.perf_counter()
+        start = timer.now()
         dsize = min(len(rows), len(heldout), DIVERSITY_SAMPLE)
         mine = diversity.diversity_summary(texts, vecs, dsize, seed=rng_seed, **diversity_options)
         if ("div", dsize) not in ceilings:
@@ -328,7 +338,7 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
         timer.add("diversity", start)
 
         # Privacy.
-        start = time.perf_counter()
+        start = timer.now()
         part = out.iloc[rows]
         entry["privacy"] = {
             "dcr": privacy.dcr_comparison(part["dcr"].to_numpy(), held_dcr, seed=rng_seed, boot=BOOTSTRAP),
@@ -346,7 +356,7 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
         timer.add("privacy", start)
 
         # Fairness: per-note measures by the task's sex and age group.
-        start = time.perf_counter()
+        start = timer.now()
         table = part.assign(sex=sexes.to_numpy(object)[rows],
                             sex_consistent=part["sex_consistent"].astype("Float64").astype(float))
         columns = ["dcr", "copied_words", "example_similarity", "sex_consistent"]
@@ -395,45 +405,6 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
         "files": [NEAR_DUPLICATE_FILE] if out_dir is not None else [],
         "vectors": vectors_record(embed),
         "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
+        "cpu_seconds": {k: round(v, 3) for k, v in timer.cpu_seconds.items()},
         "per_note": out[list(PER_NOTE_COLUMNS)],
     }
-
-
-def bench_notes(n_notes: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """A benchmark corpus: ``n_notes`` real train notes standing in for generated ones (4 models ×
-    3 priors, random sex and age, a same-code style example), the rest of train and dev as real."""
-    if n_notes < 2:
-        raise ParameterError(f"n_notes {n_notes} must be at least 2")
-    train, heldout = real_reference("full")
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(len(train), size=n_notes, replace=n_notes > len(train))
-    chosen = train.iloc[pick].reset_index(drop=True)
-    by_code = train.groupby("code").indices
-    example = [int(rng.choice(by_code[c])) for c in chosen["code"]]
-    notes = pd.DataFrame({
-        "idx": [f"bench-{i}" for i in range(n_notes)], "response": chosen["text"],
-        "generation_model": [f"model-{i % 4}" for i in range(n_notes)],
-        "prior": [("symptoms+example", "symptoms", "code")[(i // 4) % 3] for i in range(n_notes)],
-        "category": chosen["code"], "anamnesis": train["text"].to_numpy(object)[example],
-        "example_visit_id": train["idx"].to_numpy(object)[example],
-        "sex": rng.choice(["male", "female"], n_notes), "age": rng.integers(9, 90, n_notes),
-    })
-    return notes, train, heldout
-
-
-def bench_corpus(n_notes: int, seed: int, embed: Embed | None = None, reference_max: int = 0) -> dict:
-    """Time :func:`corpus_summary` on ``n_notes`` benchmark notes: seconds and notes/s per part
-    (embed, realism, diversity, privacy, fairness), the reference sizes and the vectors' record
-    (with the encoder: how many texts came from the embedding cache, how many were embedded).
-    Without ``embed``, hashed character 3-grams stand in for the encoder; ``reference_max`` as in
-    :func:`corpus_summary`."""
-    notes, train, heldout = bench_notes(n_notes, seed)
-    start = time.perf_counter()
-    result = corpus_summary(notes, train, heldout, embed=embed or HashedVectors(), out_dir=None, seed=seed,
-                            reference_max=reference_max)
-    total = time.perf_counter() - start
-    parts = {name: {"seconds": s, "notes_per_s": n_notes / s if s > 0 else None}
-             for name, s in result["seconds"].items()}
-    return {"n_notes": n_notes, "groups": len(result["groups"]), "seconds": total,
-            "notes_per_s": n_notes / total, "parts": parts, "reference": result["reference"],
-            "vectors": result["vectors"]}
