@@ -14,7 +14,8 @@ The entry point is :func:`corpus_summary`. Inputs:
   accepted), optionally ``code``; :func:`real_reference` reads them from the mirror.
 
 The realism reference is ``real_train`` minus every note used as a style example (by visit id and
-by text); distance-to-closest-record uses all of ``real_train``, copied spans always all of it.
+by text); distance-to-closest-record uses all of ``real_train`` (or its sample, below), copied
+spans always all of it.
 
 ``reference_max`` (the stage's ``corpus_reference_max``): each real set — train, held-out — is cut
 to a seeded sample of that many notes before anything is embedded (0: all). It bounds the one
