@@ -191,7 +191,10 @@ def error_line(cls: type[StageConfig], error: ValidationError, data: Mapping[str
     where = f"{stage}.{name}" + "".join(f"[{part}]" for part in loc[1:])
     if name not in cls.model_fields:
         return f"{where}={shown}: {first.get('msg')}"
-    return f"{where}={shown} is not accepted: use {accepts(cls, name)}"
+    line = f"{where}={shown} is not accepted: use {accepts(cls, name)}"
+    if first.get("type") == "value_error":  # a field validator's own reason
+        line += f" ({str(first.get('msg', '')).removeprefix('Value error, ')})"
+    return line
 
 
 def _shown(value: Any) -> str:

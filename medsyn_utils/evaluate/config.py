@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from medsyn_utils.core.config import StageConfig, data_dir_field, field, seed_field
+from medsyn_utils.evaluate.corpus import MIN_REFERENCE, REFERENCE_MAX
 from medsyn_utils.evaluate.faithfulness import DEFAULT_FUZZY, DEFAULT_SLACK, DEFAULT_THRESHOLD
 
 
@@ -42,10 +43,23 @@ class EvaluationConfig(StageConfig):
                          "diversity, privacy, fairness) against real notes of the mirror")
     corpus_reference: Literal["full", "complaints"] = Field(
         "full", description="real notes the corpus metrics compare with: full notes or complaints")
-    corpus_embed: Literal["hashed", "e5"] = Field(
-        "hashed", description="text vectors of the corpus metrics: hashed character 3-grams "
-        "(fast) or the packaged e5 encoder (slow on 2 cores, cached per text)")
+    corpus_embed: Literal["e5", "hashed"] = Field(
+        "e5", description="text vectors of the corpus metrics: the packaged e5 encoder scoring "
+        "uses, read from the embedding cache scoring fills (real notes embedded once per user "
+        "cache), or hashed character 3-grams (seconds; surface similarity only, for quick runs)")
+    corpus_reference_max: int = Field(
+        REFERENCE_MAX, ge=0, le=1_000_000, description="real notes per set (train, held-out) "
+        "the corpus metrics compare with: a seeded sample of that many; 0 takes all; at least "
+        f"{MIN_REFERENCE} otherwise (bounds the encoder's first pass over the real notes)")
     bootstrap: int = Field(200, ge=0, le=100_000, description="bootstrap resamples for the "
                            "intervals of the summary; 0 gives none")
     seed: int = seed_field("seed of the bootstrap")
     show_notes: int = Field(3, ge=0, le=1000, description="notes shown highlighted in the notebook")
+
+    @field_validator("corpus_reference_max")
+    @classmethod
+    def _reference_large_enough(cls, value: int) -> int:
+        if 0 < value < MIN_REFERENCE:
+            raise ValueError(f"0 takes all real notes, else {MIN_REFERENCE} or more: the realism "
+                             f"reference and its held-out ceiling need 100 notes each")
+        return value

@@ -1,5 +1,5 @@
 """Just over 400 lines: the one entry point the stage calls, with its input checks, the shared
-embedding step, the per-group loop and its benchmark, kept together.
+embedding step and the per-group loop, kept together (its benchmark: ``bench/evaluate.py``).
 
 The notes as a corpus: realism against real notes, diversity and near-duplicates, copying and
 privacy, fairness by sex and age — per model × prior, each number beside its real-vs-real ceiling
@@ -14,7 +14,14 @@ The entry point is :func:`corpus_summary`. Inputs:
   accepted), optionally ``code``; :func:`real_reference` reads them from the mirror.
 
 The realism reference is ``real_train`` minus every note used as a style example (by visit id and
-by text); copying and distance-to-closest-record use all of ``real_train``.
+by text); distance-to-closest-record uses all of ``real_train`` (or its sample, below), copied
+spans always all of it.
+
+``reference_max`` (the stage's ``corpus_reference_max``): each real set — train, held-out — is cut
+to a seeded sample of that many notes before anything is embedded (0: all). It bounds the one
+cost that grows with the reference, the encoder's first pass over the real notes (later runs read
+their vectors from the embedding cache); DCR then means the closest of the sampled train notes,
+for the notes and the held-out notes alike. The smallest cap is :data:`MIN_REFERENCE`.
 
 Documented minimum sizes (:data:`MIN_SIZES`, notes per model × prior, or per fairness group):
 realism 100 (MAUVE's k-means and the Fréchet covariance are noisy below), two-sample tests 50 per
@@ -34,8 +41,12 @@ import pandas as pd
 from medsyn_utils.core.errors import InputTableError, ParameterError
 from medsyn_utils.evaluate import diversity, fairness, privacy, realism
 from medsyn_utils.evaluate.fairness import with_task_columns  # noqa: F401  (part of this entry point)
+from medsyn_utils.evaluate.vectors import (  # noqa: F401  (the vector sources, part of this entry point)
+    EncoderVectors, HashedVectors, e5_embed, hashed_ngram_embed, vectors_for, vectors_record)
 
 MIN_SIZES = {"realism": 100, "two_sample": 50, "diversity": 50, "privacy": 50, "fairness_group": 30}
+MIN_REFERENCE = 2 * MIN_SIZES["realism"]  # smallest cap on each real set (reference_max)
+REFERENCE_MAX = 0  # the stage's default cap on each real set (corpus_reference_max; 0: all)
 MAUVE_SEEDS = (0, 1, 2)
 SELF_BLEU_SAMPLE = 100
 DIVERSITY_SAMPLE = 500
@@ -48,28 +59,7 @@ PER_NOTE_COLUMNS = (
 )
 NEAR_DUPLICATE_FILE = "near_duplicates.parquet"
 SCORE_COLUMNS = ("symptoms_recall", "anamnesis_precision")
-Embed = Callable[[list[str]], np.ndarray]
-
-
-def hashed_ngram_embed(texts: list[str], dim: int = 256) -> np.ndarray:
-    """A deterministic stand-in encoder: hashed character 3-grams, L2-normalised (tests, bench)."""
-    from sklearn.feature_extraction.text import HashingVectorizer
-
-    vectorizer = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 3), n_features=dim,
-                                   alternate_sign=False, norm="l2")
-    return vectorizer.transform([str(t) for t in texts]).toarray().astype(np.float32)
-
-
-def e5_embed(texts: list[str]) -> np.ndarray:
-    """The kit's encoder (embedded multilingual-e5-small, layer 9, the scorer's precision),
-    mean-pooled and L2-normalised, through the embedding cache scoring fills
-    (:func:`medsyn_utils.score.embeddings.embed_texts`): a text scoring embedded, or a real
-    reference note embedded before, is not embedded again. An empty text gets a zero vector."""
-    from medsyn_utils.score.embeddings import embed_texts
-
-    vectors = np.nan_to_num(embed_texts([str(t) for t in texts]), nan=0.0)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+Embed = Callable[[list[str]], np.ndarray]  # texts → one row per text (evaluate.vectors)
 
 
 def real_reference(kind: str = "full") -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -134,6 +124,13 @@ def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, size=min(size, n), replace=False))
 
 
+def _cap(frame: pd.DataFrame, size: int, rng: np.random.Generator) -> pd.DataFrame:
+    """A seeded sample of ``size`` real notes, in their order (all of them when ``size`` is 0)."""
+    if size <= 0 or len(frame) <= size:
+        return frame
+    return frame.iloc[_sample(len(frame), size, rng)].reset_index(drop=True)
+
+
 def _metric(value, ceiling, **extra) -> dict:
     return {"value": value, "ceiling": ceiling, **extra}
 
@@ -145,17 +142,27 @@ def _warn(warnings: list[str], label: str, metric: str, size: int, key: str) -> 
 
 
 class _Timer:
+    """Wall and CPU seconds per part (CPU seconds: this process's, all threads; on a shared
+    machine they say what a part costs when wall seconds mostly say how loaded it was)."""
+
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
 
-    def add(self, part: str, start: float) -> None:
-        self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
+    @staticmethod
+    def now() -> tuple[float, float]:
+        return time.perf_counter(), time.process_time()
+
+    def add(self, part: str, start: tuple[float, float]) -> None:
+        wall, cpu = self.now()
+        self.seconds[part] = self.seconds.get(part, 0.0) + wall - start[0]
+        self.cpu_seconds[part] = self.cpu_seconds.get(part, 0.0) + cpu - start[1]
 
 
 def corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout: pd.DataFrame, *,
                    embed: Embed, out_dir: Path | None, seed: int,
                    group_columns: Sequence[str] = ("generation_model", "prior"),
-                   per_note: pd.DataFrame | None = None) -> dict:
+                   per_note: pd.DataFrame | None = None, reference_max: int = 0) -> dict:
     """Corpus metrics per group of ``group_columns`` (default model × prior), JSON-ready, plus
     ``"per_note"``: a DataFrame of :data:`PER_NOTE_COLUMNS` keyed by ``idx`` for the stage to merge
     into evaluation.parquet (pop it before writing JSON). ``per_note``: optional per-note measures
@@ -165,9 +172,16 @@ def corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout: 
     Result: ``groups`` (one dict per group: the group's values, ``n_notes``, ``realism``,
     ``diversity``, ``privacy``, ``fairness``; a metric is ``{"value", "ceiling", "spread",
     "ceiling_spread", ...}``), ``reference`` (sizes, style examples left out), ``minimum_sizes``,
-    ``warnings``, ``parameters``, ``files``, ``seconds`` (per part), ``per_note``."""
+    ``warnings``, ``parameters``, ``files``, ``vectors`` (which text vectors: kind, encoder,
+    layer, precision, cache key, texts read from the cache / embedded), ``seconds`` and
+    ``cpu_seconds`` (per part), ``per_note``."""
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"seed {seed!r} must be a non-negative integer")
+    if not isinstance(reference_max, (int, np.integer)) or not (
+            reference_max == 0 or reference_max >= MIN_REFERENCE):
+        raise ParameterError(f"reference_max {reference_max!r} must be 0 (all real notes) or at "
+                             f"least {MIN_REFERENCE}: the realism reference and its ceiling need "
+                             f"{MIN_SIZES['realism']} notes each")
     import mauve  # noqa: F401  (loads torch and faiss first, so the limit below covers their threads)
     from threadpoolctl import threadpool_limits
 
@@ -175,16 +189,20 @@ def corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout: 
     # 2-core machine spinning threads made an eigendecomposition 100× slower than one thread.
     with threadpool_limits(limits=1):
         return _corpus_summary(notes, real_train, real_heldout, embed=embed, out_dir=out_dir,
-                               seed=int(seed), group_columns=group_columns, per_note=per_note)
+                               seed=int(seed), group_columns=group_columns, per_note=per_note,
+                               reference_max=int(reference_max))
 
 
 def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout: pd.DataFrame, *,
                     embed: Embed, out_dir: Path | None, seed: int, group_columns: Sequence[str],
-                    per_note: pd.DataFrame | None) -> dict:
+                    per_note: pd.DataFrame | None, reference_max: int) -> dict:
     timer = _Timer()
     group_columns = list(group_columns)
     frame = _notes(notes, group_columns)
     train, heldout = _real(real_train, "real_train"), _real(real_heldout, "real_heldout")
+    train_all, n_heldout_all = train, len(heldout)  # copied spans: all train notes (no vectors needed)
+    train = _cap(train, reference_max, np.random.default_rng([seed, 1]))
+    heldout = _cap(heldout, reference_max, np.random.default_rng([seed, 2]))
     examples_ids = set(frame["example_visit_id"].dropna().astype(str)) if "example_visit_id" in frame else set()
     example_texts = set(frame["anamnesis"].dropna().astype(str).str.strip()) if "anamnesis" in frame else set()
     is_example = train["idx"].isin(examples_ids) | train["text"].str.strip().isin(example_texts)
@@ -193,7 +211,7 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
         raise InputTableError(f"real_train has {len(reference)} notes left after removing the "
                               f"{int(is_example.sum())} used as style examples: pass more real notes")
 
-    start = time.perf_counter()
+    start = timer.now()
     example_list = [t for t in frame.get("anamnesis", pd.Series(dtype=object)).dropna().astype(str)]
     vec = _embed_all(embed, [*frame["response"], *train["text"], *heldout["text"], *example_list])
     timer.add("embed", start)
@@ -203,10 +221,10 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
     ref_vecs = train_vecs[~is_example.to_numpy()]
 
     # Per-note copying and privacy.
-    start = time.perf_counter()
+    start = timer.now()
     dcr, where = privacy.closest_records(note_vecs, train_vecs)
     held_dcr, _ = privacy.closest_records(held_vecs, train_vecs)
-    spans = privacy.SpanIndex(train["text"].tolist(), train["idx"].tolist())
+    spans = privacy.SpanIndex(train_all["text"].tolist(), train_all["idx"].tolist())
     found = [spans.longest_span(t) for t in frame["response"]]
     held_spans = np.array([spans.longest_span(t).words for t in heldout["text"]])
     out = pd.DataFrame({"idx": frame["idx"].to_numpy(), "dcr": dcr,
@@ -226,7 +244,7 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
     out["example_similarity"] = sims
     timer.add("privacy", start)
 
-    start = time.perf_counter()
+    start = timer.now()
     sexes = frame["sex"] if "sex" in frame else pd.Series([None] * len(frame))
     verdicts = [fairness.sex_consistency(t, s) for t, s in zip(frame["response"], sexes)]
     out["sex_from_text"] = [v[0] for v in verdicts]
@@ -255,7 +273,7 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
         entry["n_notes"] = len(rows)
 
         # Realism: q = these notes, p = an equal-sized sample of the reference; ceiling q = held-out.
-        start = time.perf_counter()
+        start = timer.now()
         size = min(len(rows), len(reference), len(heldout))
         rng = np.random.default_rng(rng_seed)
         p_pick = _sample(len(reference), size, rng)
@@ -286,7 +304,7 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
         timer.add("realism", start)
 
         # Diversity, at equal sizes for the notes and the held-out real notes.
-        start = time.perf_counter()
+        start = timer.now()
         dsize = min(len(rows), len(heldout), DIVERSITY_SAMPLE)
         mine = diversity.diversity_summary(texts, vecs, dsize, seed=rng_seed, **diversity_options)
         if ("div", dsize) not in ceilings:
@@ -321,7 +339,7 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
         timer.add("diversity", start)
 
         # Privacy.
-        start = time.perf_counter()
+        start = timer.now()
         part = out.iloc[rows]
         entry["privacy"] = {
             "dcr": privacy.dcr_comparison(part["dcr"].to_numpy(), held_dcr, seed=rng_seed, boot=BOOTSTRAP),
@@ -339,7 +357,7 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
         timer.add("privacy", start)
 
         # Fairness: per-note measures by the task's sex and age group.
-        start = time.perf_counter()
+        start = timer.now()
         table = part.assign(sex=sexes.to_numpy(object)[rows],
                             sex_consistent=part["sex_consistent"].astype("Float64").astype(float))
         columns = ["dcr", "copied_words", "example_similarity", "sex_consistent"]
@@ -377,49 +395,17 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
     return {
         "groups": groups,
         "reference": {"n_train": len(train), "n_train_reference": len(reference),
-                      "n_excluded_style_examples": int(is_example.sum()), "n_heldout": len(heldout)},
+                      "n_excluded_style_examples": int(is_example.sum()), "n_heldout": len(heldout),
+                      "n_train_available": len(train_all), "n_heldout_available": n_heldout_all,
+                      "reference_max": reference_max},
         "minimum_sizes": dict(MIN_SIZES), "warnings": warnings,
         "parameters": {"seed": int(seed), "group_columns": group_columns, "mauve_seeds": list(MAUVE_SEEDS),
                        "self_bleu_sample": SELF_BLEU_SAMPLE, "diversity_sample": DIVERSITY_SAMPLE,
                        "near_duplicate_threshold": NEAR_DUPLICATE_THRESHOLD, "bootstrap": BOOTSTRAP,
                        "span_words": privacy.MIN_SPAN_WORDS, "age_groups": list(fairness.AGE_LABELS)},
         "files": [NEAR_DUPLICATE_FILE] if out_dir is not None else [],
+        "vectors": vectors_record(embed),
         "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
+        "cpu_seconds": {k: round(v, 3) for k, v in timer.cpu_seconds.items()},
         "per_note": out[list(PER_NOTE_COLUMNS)],
     }
-
-
-def bench_notes(n_notes: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """A benchmark corpus: ``n_notes`` real train notes standing in for generated ones (4 models ×
-    3 priors, random sex and age, a same-code style example), the rest of train and dev as real."""
-    if n_notes < 2:
-        raise ParameterError(f"n_notes {n_notes} must be at least 2")
-    train, heldout = real_reference("full")
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(len(train), size=n_notes, replace=n_notes > len(train))
-    chosen = train.iloc[pick].reset_index(drop=True)
-    by_code = train.groupby("code").indices
-    example = [int(rng.choice(by_code[c])) for c in chosen["code"]]
-    notes = pd.DataFrame({
-        "idx": [f"bench-{i}" for i in range(n_notes)], "response": chosen["text"],
-        "generation_model": [f"model-{i % 4}" for i in range(n_notes)],
-        "prior": [("symptoms+example", "symptoms", "code")[(i // 4) % 3] for i in range(n_notes)],
-        "category": chosen["code"], "anamnesis": train["text"].to_numpy(object)[example],
-        "example_visit_id": train["idx"].to_numpy(object)[example],
-        "sex": rng.choice(["male", "female"], n_notes), "age": rng.integers(9, 90, n_notes),
-    })
-    return notes, train, heldout
-
-
-def bench_corpus(n_notes: int, seed: int, embed: Embed | None = None) -> dict:
-    """Time :func:`corpus_summary` on ``n_notes`` benchmark notes: seconds and notes/s per part
-    (embed, realism, diversity, privacy, fairness). Without ``embed``, :func:`hashed_ngram_embed`
-    stands in for the encoder (whose time belongs to the shared embedding cache)."""
-    notes, train, heldout = bench_notes(n_notes, seed)
-    start = time.perf_counter()
-    result = corpus_summary(notes, train, heldout, embed=embed or hashed_ngram_embed, out_dir=None, seed=seed)
-    total = time.perf_counter() - start
-    parts = {name: {"seconds": s, "notes_per_s": n_notes / s if s > 0 else None}
-             for name, s in result["seconds"].items()}
-    return {"n_notes": n_notes, "groups": len(result["groups"]), "seconds": total,
-            "notes_per_s": n_notes / total, "parts": parts}

@@ -130,6 +130,19 @@ def _with_spread(value: Any, spread: Any = None, low: Any = None, high: Any = No
     return text
 
 
+def vectors_line(corpus: dict) -> str:
+    """Which text vectors the metrics stand on, in a few words (``corpus["vectors"]``)."""
+    record = corpus.get("vectors") or {}
+    kind = record.get("kind") or corpus.get("embed", "?")
+    if kind == "e5":
+        return (f"`e5` ({record.get('encoder')}, layer {record.get('layer')}, "
+                f"{record.get('precision')}; {record.get('from_cache', 0)} texts from the embedding "
+                f"cache, {record.get('embedded', 0)} embedded)")
+    if kind == "hashed":
+        return "`hashed` (character 3-grams: surface similarity, not the encoder)"
+    return f"`{kind}`"
+
+
 def corpus_markdown(corpus: dict[str, Any] | None) -> str:
     """A markdown table per family (value ± spread or [95 % interval], the real-vs-real ceiling,
     n with ⚠ below the documented minimum), the reference sizes and the summary's warnings."""
@@ -143,7 +156,7 @@ def corpus_markdown(corpus: dict[str, Any] | None) -> str:
     lines = [f"Against real notes: {ref.get('n_train_reference', '?')} train notes as the reference "
              f"({ref.get('n_excluded_style_examples', 0)} style examples left out), "
              f"{ref.get('n_heldout', '?')} held-out notes for the real-vs-real ceiling; vectors: "
-             f"`{corpus.get('embed', '?')}`. ⚠: fewer notes than the documented minimum "
+             f"{vectors_line(corpus)}. ⚠: fewer notes than the documented minimum "
              "(read as indicative). The full record is in evaluation.json.", ""]
     for family in FAMILIES:
         part = table[table["family"] == family]

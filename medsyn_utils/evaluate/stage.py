@@ -142,7 +142,7 @@ def corpus_part(scored: pd.DataFrame, notes: pd.DataFrame, out: Path,
     function = getattr(corpus, "corpus_summary", None)
     if function is None:
         return None, None
-    embed = corpus.e5_embed if config.corpus_embed == "e5" else corpus.hashed_ngram_embed
+    embed = corpus.vectors_for(config.corpus_embed)  # records which vectors it gave
     frame = scored.copy()
     if "idx" not in frame.columns:
         frame["idx"] = [f"n{i}" for i in range(len(frame))]
@@ -153,11 +153,12 @@ def corpus_part(scored: pd.DataFrame, notes: pd.DataFrame, out: Path,
         train, heldout = corpus.real_reference(config.corpus_reference)
         result = function(frame, train, heldout, embed=embed, out_dir=out, seed=config.seed,
                           per_note=notes[["idx", "symptom_coverage", "unrequested_count"]]
-                          if "idx" in notes.columns else None)
+                          if "idx" in notes.columns else None,
+                          reference_max=config.corpus_reference_max)
     except MedsynError as error:
         return {"skipped": str(error)}, None
     per_note = result.pop("per_note", None)
-    result["embed"] = getattr(embed, "__name__", str(embed))
+    result["embed"] = config.corpus_embed
     return result, per_note
 
 
