@@ -93,13 +93,12 @@ class EncoderVectors:
                     cache_dir=self.cache_dir, device=self.device)
 
     def _cache(self):
-        from medsyn_utils.score import embeddings
         from medsyn_utils.score.embedding_cache import cache_for
+        from medsyn_utils.score.embeddings import embedding_scorer
 
-        if self._scorer is None:
-            embeddings.embed_texts([], **self._options())  # loads the scorer embed_texts keeps
-            key = (self.encoder, self.layer, self.precision, self.device, False)
-            self._scorer = embeddings._SCORERS[key]  # noqa: SLF001  (its cache key and precision)
+        if self._scorer is None:  # the scorer embed_texts uses: its cache key and precision
+            self._scorer = embedding_scorer(encoder=self.encoder, layer=self.layer,
+                                            precision=self.precision, device=self.device)
         return cache_for(self._scorer, self.cache_dir)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:

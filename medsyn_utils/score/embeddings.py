@@ -17,6 +17,18 @@ from medsyn_utils.score.scorer import NoteScorer, text_of
 _SCORERS: dict[tuple, Any] = {}
 
 
+def embedding_scorer(*, encoder: str = EMBEDDED_E5, layer: int = DEFAULT_LAYER,
+                     precision: str = "auto", device: str | None = None,
+                     windowed: bool = False) -> NoteScorer:
+    """The scorer :func:`embed_texts` embeds with (loaded once per setting): its ``hash`` keys the
+    cache and its ``precision`` is what ``auto`` resolved to."""
+    settings = (encoder, layer, precision, device, windowed)
+    if settings not in _SCORERS:
+        _SCORERS[settings] = NoteScorer(encoder, layer, precision=precision, device=device,
+                                        windowed=windowed)
+    return _SCORERS[settings]
+
+
 def embed_texts(texts: Sequence[str], *, encoder: str = EMBEDDED_E5, layer: int = DEFAULT_LAYER,
                 precision: str = "auto", cache_dir: str | Path | None = None,
                 device: str | None = None, windowed: bool = False) -> np.ndarray:
@@ -30,11 +42,8 @@ def embed_texts(texts: Sequence[str], *, encoder: str = EMBEDDED_E5, layer: int 
     if isinstance(texts, str):
         raise ParameterError("embed_texts got one string: pass a list of texts")
     cleaned = [text_of(t).strip() for t in texts]
-    settings = (encoder, layer, precision, device, windowed)
-    scorer = _SCORERS.get(settings)
-    if scorer is None:
-        scorer = _SCORERS.setdefault(settings, NoteScorer(encoder, layer, precision=precision,
-                                                          device=device, windowed=windowed))
+    scorer = embedding_scorer(encoder=encoder, layer=layer, precision=precision, device=device,
+                              windowed=windowed)
     cache = cache_for(scorer, cache_dir)
     distinct = list(dict.fromkeys(t for t in cleaned if t))
     vectors = cache.get(distinct)
