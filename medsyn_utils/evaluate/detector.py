@@ -5,8 +5,11 @@ Features of a (note, symptom) pair: the best window's share of the name's conten
 share weighted by each word's idf in train complaints, the share found anywhere in the note,
 whether the head word is in the best window, the idf of the rarest word missing from it, the
 number of content words, the 4-letter stem share (the issue's baseline), a 3-letter prefix share,
-rapidfuzz's partial ratio of the name in the note, how often its words occur, and three features
-of the variant table learned from train mark-up (:func:`variant_table`: for each normalised name, the
+rapidfuzz's partial ratio of the name in the note, how often its words occur, two features of the
+word association learned from train mark-up (:func:`key_association`: for each content word of a
+name, how often a stem of a note stood inside the marked span rather than outside it, pooled over
+every name with that word, so "мышечные" learned for "боль в мышцах" serves "слабость в мышцах"
+too), and three features of the variant table learned from train mark-up (:func:`variant_table`: for each normalised name, the
 stem sets of the spans that state it in train visits): the best share of one such set found in the
 note, the train-weighted share of sets wholly found, and how many spans the name has. The model is
 trained once (about half a minute on 2 cores) and cached under the user cache, keyed by the
@@ -27,11 +30,14 @@ from rapidfuzz import fuzz
 
 from medsyn_utils.evaluate.lexicon import Token, is_word, similar_stem, tokens
 
-FEATURE_VERSION = "4"
+FEATURE_VERSION = "7"
 FEATURES = ("window_share", "window_idf_share", "anywhere_share", "head_in_window",
             "missing_idf", "n_words", "stem4_share", "prefix3_share", "partial_ratio",
-            "occurrences", "variant_best_share", "variant_covered", "variant_spans")
+            "occurrences", "association_best", "association_mean",
+            "variant_best_share", "variant_covered", "variant_spans")
 VariantTable = dict[str, dict[frozenset[str], int]]
+Association = dict[str, dict[str, float]]  # name's content-word stem -> note stem -> in-span rate
+ASSOCIATION_PRIOR = 2.0  # pseudo-count of "outside the span" (a stem seen once in a span: 1/3)
 
 
 @dataclass
@@ -42,6 +48,7 @@ class Detector:
     n_docs: int
     train_report: dict[str, float]
     variants: VariantTable = field(default_factory=dict)  # learned from train mark-up spans
+    association: Association = field(default_factory=dict)  # learned from train mark-up spans
 
     def weight(self, stem: str) -> float:
         return self.idf.get(stem, math.log(self.n_docs + 1))
@@ -93,7 +100,9 @@ def cache_key() -> str:
     from medsyn_utils.core.corpus import MARKUP_FILE
     from medsyn_utils.core.data import checksums
 
-    digest = hashlib.sha256(f"{FEATURE_VERSION}|{sklearn.__version__}".encode())
+    # the feature names too: an experiment that kept the version but changed the features must
+    # not load another's pickle
+    digest = hashlib.sha256(f"{FEATURE_VERSION}|{','.join(FEATURES)}|{sklearn.__version__}".encode())
     digest.update(str(checksums([MARKUP_FILE])).encode())
     return digest.hexdigest()[:16]
 
@@ -120,3 +129,29 @@ def variant_features(table: VariantTable, name: str, note_stems: set[str]) -> li
     best = max(len(stems & note_stems) / len(stems) for stems in sets)
     covered = sum(c for stems, c in sets.items() if stems <= note_stems) / total
     return [best, covered, math.log1p(total)]
+
+
+def key_association(keys: Iterable[Iterable[str]], spans: Iterable[frozenset[str]],
+                    note_stems: Iterable[Iterable[str]], prior: float = ASSOCIATION_PRIOR
+                    ) -> Association:
+    """For each content-word stem ``k`` of the names of positive train pairs and each stem ``s``
+    of their notes: (times ``s`` was inside the marked span) / (times it was in the note + prior).
+    Pooled over all names sharing ``k``, so it carries to names the mark-up never states."""
+    inside: dict[str, Counter[str]] = {}
+    seen: dict[str, Counter[str]] = {}
+    for name_keys, span, stems in zip(keys, spans, note_stems):
+        stems = set(stems)
+        for key in set(name_keys):
+            seen.setdefault(key, Counter()).update(stems)
+            inside.setdefault(key, Counter()).update(stems & span)
+    return {k: {s: c / (seen[k][s] + prior) for s, c in found.items()}
+            for k, found in inside.items() if found}
+
+
+def association_features(table: Association, keys: Iterable[str], note_stems: set[str]
+                         ) -> list[float]:
+    """Per content word of the name, its best-associated stem in the note; the best and the mean
+    over the words (zeros where the mark-up never marked a span for any name with that word)."""
+    per = [max((row.get(s, 0.0) for s in note_stems), default=0.0)
+           for row in (table.get(k, {}) for k in keys)]
+    return [max(per), float(np.mean(per))] if per else [0.0, 0.0]
