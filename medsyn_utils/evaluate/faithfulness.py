@@ -25,8 +25,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from medsyn_utils.core.errors import ParameterError
-from medsyn_utils.evaluate.detector import Detector, association_features, cache_key, features, \
-    idf_table, key_association, variant_features, variant_table
+from medsyn_utils.evaluate.detector import Detector, cache_key, features, idf_table, \
+    key_association, table_features, variant_table
 from medsyn_utils.evaluate.lexicon import Token, content_words, is_adjective, is_word, lexicon, \
     normal, similar_stem, tokens
 
@@ -268,8 +268,7 @@ class SymptomMatcher:
         stems = {t.stem for t in note_tokens if is_word(t)}
         row = np.concatenate([
             features(name, keys_list, note, note_tokens, hits, detector.weight),
-            association_features(getattr(detector, "association", {}), name_keys(name), stems),
-            variant_features(getattr(detector, "variants", {}), name, stems)])
+            table_features(detector, name, keys_list, stems)])
         return row, [hit for windows in hits for hit in windows]
 
     def _decide(self, name: str, hits: list[_Hit], chance: float, threshold: float,
@@ -428,9 +427,9 @@ def train_detector(seed: int = 0, folds: int = 5) -> Detector:
     def rows(fit_rows, which) -> np.ndarray:
         table = variant_table([names[i] for i in fit_rows], [removed[i] for i in fit_rows])
         associated = association(fit_rows)
-        return np.array([np.concatenate([base[i], association_features(associated, keys[i],
-                                                                       set(stems[i])),
-                                         variant_features(table, names[i], set(stems[i]))])
+        tables = Detector(None, 0.5, {}, 0, {}, table, associated)
+        return np.array([np.concatenate([base[i], table_features(tables, names[i], variants(names[i]),
+                                                                 set(stems[i]))])
                          for i in which])
 
     def fit(x, labels):
@@ -444,10 +443,10 @@ def train_detector(seed: int = 0, folds: int = 5) -> Detector:
     chances = np.zeros(len(pairs))
     for fit_rows, out in GroupKFold(folds).split(x, y, groups):
         x[out] = rows(fit_rows, out)
-    # every pair also once with its name unknown to the variant table, so a name the mark-up never
-    # states (most of the graph's) is judged by the match and association features
+    # every pair also once with its name unknown to the tables, so a name the mark-up never states
+    # (most of the graph's) is judged by the match features alone
     unseen = x.copy()
-    unseen[:, -3:] = 0.0
+    unseen[:, -5:] = 0.0
     unseen_chances = np.zeros(len(pairs))
     for fit_rows, out in GroupKFold(folds).split(x, y, groups):
         model = fit(np.vstack([x[fit_rows], unseen[fit_rows]]), np.tile(y[fit_rows], 2))

@@ -15,7 +15,7 @@ def statuses(note: str, symptoms: list[str]) -> dict[str, str]:
     return {m.symptom: m.status for m in SymptomMatcher(unrequested=False).match(note, symptoms).symptoms}
 
 
-def test_affirmed_in_another_word_form_with_its_span():
+def test_affirmed_in_another_word_form_with_its_span(data_dir):
     note = "Пациентка жалуется на сильные боли в мышцах и сухой кашель."
     result = SymptomMatcher(unrequested=False).match(note, ["боль в мышцах", "кашель"])
     assert [m.status for m in result.symptoms] == ["affirmed", "affirmed"]
@@ -25,24 +25,24 @@ def test_affirmed_in_another_word_form_with_its_span():
 
 @pytest.mark.parametrize("note", ["Температуры нет.", "Без температуры.", "Отрицает температуру.",
                                   "Повышения температуры не было.", "Кашель, температура отсутствует."])
-def test_negated_symptom(note):
+def test_negated_symptom(note, data_dir):
     assert statuses(note, ["температура"]) == {"температура": "negated"}
 
 
-def test_negation_ends_at_a_contrast_and_does_not_reach_back_over_a_comma():
+def test_negation_ends_at_a_contrast_and_does_not_reach_back_over_a_comma(data_dir):
     assert statuses("Без температуры, но кашель сильный.", ["температура", "кашель"]) == \
         {"температура": "negated", "кашель": "affirmed"}
     assert statuses("Жалобы на кашель, нет температуры.", ["кашель", "температура"]) == \
         {"кашель": "affirmed", "температура": "negated"}
 
 
-def test_missing_and_a_part_of_the_name_is_not_enough():
+def test_missing_and_a_part_of_the_name_is_not_enough(data_dir):
     # "головная боль" leaves "боль" behind: "боль в мышцах" is still missing
     assert statuses("Головная боль, головокружение.", ASKED) == \
         {"кашель": "missing", "боль в мышцах": "missing", "температура": "missing"}
 
 
-def test_a_name_with_a_comma_needs_both_words_or_either_synonym():
+def test_a_name_with_a_comma_needs_both_words_or_either_synonym(data_dir):
     assert statuses("Сухость кожи, слабость.", ["кожа, сухая"]) == {"кожа, сухая": "affirmed"}
     assert statuses("Кожа чистая, слабость.", ["кожа, сухая"]) == {"кожа, сухая": "missing"}
     assert statuses("Беспокоит рвота по утрам.", ["тошнота, рвота"]) == {"тошнота, рвота": "affirmed"}
@@ -71,7 +71,7 @@ def test_unrequested_findings_are_graph_symptoms_nobody_asked_for(data_dir):
     assert not any("головокружение" in m.symptom for m in with_example.unrequested)
 
 
-def test_symptom_coverage_counts_only_affirmed():
+def test_symptom_coverage_counts_only_affirmed(data_dir):
     note = "Кашель сухой. Температуры нет."
     assert symptom_coverage(note, ["кашель", "температура", "насморк", "кожа, сухая"]) == 0.25
     with pytest.raises(ParameterError, match="no symptoms"):
@@ -100,7 +100,7 @@ def test_variant_table_counts_marked_spans_and_drops_one_word_of_a_longer_name()
     assert variant_features(table, "кожа, сухая", {"сух", "кож"}) == [0.0, 0.0, 0.0]  # unknown
 
 
-def test_a_span_learned_from_train_mark_up_is_a_variant_of_the_name():
+def test_a_span_learned_from_train_mark_up_is_a_variant_of_the_name(data_dir):
     # the trained detector keeps the table of all train spans: a note holding the commonest span of
     # the commonest name has that span wholly found
     from medsyn_utils.evaluate.faithfulness import load_detector
@@ -115,3 +115,51 @@ def test_a_span_learned_from_train_mark_up_is_a_variant_of_the_name():
     note = "Жалобы на " + " ".join(sorted(stems)) + "."
     row, _ = matcher.pair_features(name, note, tokens(note), detector)
     assert row[-3] == 1.0 and row[-1] > 0
+
+
+def test_word_association_is_learned_per_name_word_and_pooled_over_names():
+    from medsyn_utils.evaluate.detector import association_features, key_association
+
+    # two positive train pairs: "боль в мышцах" marked as "мышечные боли" (with "в" taken along),
+    # "боль в спине" marked as "спина"
+    table = key_association([("бол", "мышц"), ("бол", "спин")],
+                            [frozenset({"мышечн", "бол", "в"}), frozenset({"спин"})],
+                            [{"мышечн", "бол", "голов", "в"}, {"спин", "бол"}])
+    # "бол": seen in both notes, inside one span; "мышечн" seen once, inside once; prior 2
+    assert table["бол"] == pytest.approx({"мышечн": 1 / 3, "бол": 1 / 4, "спин": 1 / 3})
+    assert table["мышц"] == pytest.approx({"мышечн": 1 / 3, "бол": 1 / 3})
+    assert "в" not in table["мышц"]  # stop words are left out
+    # another name with the word ("слабость в мышцах") gets "мышечн" from "боль в мышцах"
+    assert association_features(table, [("мышц", "слаб")], {"мышечн", "утр"}) == \
+        pytest.approx([1 / 3, 1 / 6])
+    # a name of synonyms ("тошнота, рвота"): the mean of the better one
+    assert association_features(table, [("кашл",), ("мышц",)], {"мышечн"}) == \
+        pytest.approx([1 / 3, 1 / 3])
+    assert association_features(table, [("кашл",)], {"мышечн"}) == [0.0, 0.0]
+    assert association_features(table, [], {"мышечн"}) == [0.0, 0.0]
+
+
+def test_trained_detector_uses_its_tables_only_for_names_the_train_mark_up_states(data_dir):
+    from medsyn_utils.evaluate.detector import FEATURES, association_features, variant_features
+    from medsyn_utils.evaluate.faithfulness import load_detector, variants
+    from medsyn_utils.evaluate.lexicon import tokens
+
+    detector = load_detector()
+    matcher = SymptomMatcher(unrequested=False)
+    note = "Мышечная слабость по утрам, мышечные боли."
+    stems = {t.stem for t in tokens(note)} - {".", ","}
+    assert stems == {"мышеч", "слаб", "по", "утр", "бол"}
+    # a name the mark-up never states: the five table features are zeros
+    assert "слабость в мышцах" not in detector.variants
+    row, _ = matcher.pair_features("слабость в мышцах", note, tokens(note), detector)
+    assert len(row) == len(FEATURES) and list(row[-5:]) == [0.0] * 5
+    # a name it states: the stored association and variant table, read back by hand
+    assert "боль в мышцах" in detector.variants
+    row, _ = matcher.pair_features("боль в мышцах", note, tokens(note), detector)
+    expected = association_features(detector.association, variants("боль в мышцах"), stems) + \
+        variant_features(detector.variants, "боль в мышцах", stems)
+    assert list(row[-5:]) == pytest.approx(expected)
+    per_word = [max(detector.association.get(k, {}).get(s, 0.0) for s in stems)
+                for k in variants("боль в мышцах")[0]]
+    assert row[FEATURES.index("association_best")] == pytest.approx(max(per_word))
+    assert max(per_word) > 0
