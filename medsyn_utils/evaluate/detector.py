@@ -5,16 +5,12 @@ Features of a (note, symptom) pair: the best window's share of the name's conten
 share weighted by each word's idf in train complaints, the share found anywhere in the note,
 whether the head word is in the best window, the idf of the rarest word missing from it, the
 number of content words, the 4-letter stem share (the issue's baseline), a 3-letter prefix share,
-rapidfuzz's partial ratio of the name in the note, how often its words occur; and, for a name
-the train mark-up states, two features of the word association learned from it
-(:func:`key_association`: for each content word of a name, how often a stem of a note stood inside
-the marked span rather than outside it, pooled over the names with that word) and three of the
-variant table (:func:`variant_table`: for each normalised name, the stem sets of the spans that
-state it in train visits): the best share of one such set found in the note, the train-weighted
-share of sets wholly found, and how many spans the name has. A name the mark-up never states gets
-zeros there (:func:`table_features`). The model is trained once (about a minute on 2 cores) and
-cached under the user cache, keyed by the mark-up's checksum, the feature version and names and
-the scikit-learn version.
+rapidfuzz's partial ratio of the name in the note, how often its words occur, and three features
+of the variant table learned from train mark-up (:func:`variant_table`: for each normalised name, the
+stem sets of the spans that state it in train visits): the best share of one such set found in the
+note, the train-weighted share of sets wholly found, and how many spans the name has. The model is
+trained once (about half a minute on 2 cores) and cached under the user cache, keyed by the
+mark-up's checksum, the feature version and names and the scikit-learn version.
 """
 
 from __future__ import annotations
@@ -29,16 +25,13 @@ from typing import Any, Iterable
 import numpy as np
 from rapidfuzz import fuzz
 
-from medsyn_utils.evaluate.lexicon import Token, is_word, lexicon, similar_stem, tokens
+from medsyn_utils.evaluate.lexicon import Token, is_word, similar_stem, tokens
 
-FEATURE_VERSION = "12"
+FEATURE_VERSION = "4"
 FEATURES = ("window_share", "window_idf_share", "anywhere_share", "head_in_window",
             "missing_idf", "n_words", "stem4_share", "prefix3_share", "partial_ratio",
-            "occurrences", "association_best", "association_mean",
-            "variant_best_share", "variant_covered", "variant_spans")
+            "occurrences", "variant_best_share", "variant_covered", "variant_spans")
 VariantTable = dict[str, dict[frozenset[str], int]]
-Association = dict[str, dict[str, float]]  # name's content-word stem -> note stem -> in-span rate
-ASSOCIATION_PRIOR = 2.0  # pseudo-count of "outside the span" (a stem seen once in a span: 1/3)
 
 
 @dataclass
@@ -49,7 +42,6 @@ class Detector:
     n_docs: int
     train_report: dict[str, float]
     variants: VariantTable = field(default_factory=dict)  # learned from train mark-up spans
-    association: Association = field(default_factory=dict)  # learned from train mark-up spans
 
     def weight(self, stem: str) -> float:
         return self.idf.get(stem, math.log(self.n_docs + 1))
@@ -130,48 +122,3 @@ def variant_features(table: VariantTable, name: str, note_stems: set[str]) -> li
     best = max(len(stems & note_stems) / len(stems) for stems in sets)
     covered = sum(c for stems, c in sets.items() if stems <= note_stems) / total
     return [best, covered, math.log1p(total)]
-
-
-def key_association(keys: Iterable[Iterable[str]], spans: Iterable[frozenset[str]],
-                    note_stems: Iterable[Iterable[str]], prior: float = ASSOCIATION_PRIOR
-                    ) -> Association:
-    """For each content-word stem ``k`` of the names of positive train pairs and each stem ``s``
-    of their notes: (times ``s`` was inside the marked span) / (times it was in the note + prior).
-    Pooled over all names sharing ``k``, so a name with few spans borrows from the others. Stop
-    words ("в", "на") are left out: spans often take one along, and every note has them."""
-    stop = lexicon().stopwords
-    inside: dict[str, Counter[str]] = {}
-    seen: dict[str, Counter[str]] = {}
-    for name_keys, span, stems in zip(keys, spans, note_stems):
-        stems = set(stems) - stop
-        for key in set(name_keys):
-            seen.setdefault(key, Counter()).update(stems)
-            inside.setdefault(key, Counter()).update(stems & span)
-    return {k: {s: c / (seen[k][s] + prior) for s, c in found.items()}
-            for k, found in inside.items() if found}
-
-
-def association_features(table: Association, keys_list: Iterable[Iterable[str]],
-                         note_stems: set[str]) -> list[float]:
-    """Per content word of the name, its best-associated stem in the note: the best over the
-    words, and the mean over the words of the best variant ("тошнота, рвота": either synonym);
-    zeros where the mark-up never marked a span for any name with those words."""
-    best, mean = 0.0, 0.0
-    for keys in keys_list:
-        per = [max((row.get(s, 0.0) for s in note_stems), default=0.0)
-               for row in (table.get(k, {}) for k in keys)]
-        if per:
-            best, mean = max(best, max(per)), max(mean, float(np.mean(per)))
-    return [best, mean]
-
-
-def table_features(detector: Detector, name: str, keys_list: Iterable[Iterable[str]],
-                   note_stems: set[str]) -> list[float]:
-    """The association and variant-table features of a pair; all zeros for a name the train
-    mark-up never states (as the detector was trained on every pair once with them zeroed), so
-    such a name is judged by its match features alone."""
-    variants = getattr(detector, "variants", {})
-    if name.strip().lower() not in variants:
-        return [0.0] * 5
-    return association_features(getattr(detector, "association", {}), keys_list, note_stems) + \
-        variant_features(variants, name, note_stems)

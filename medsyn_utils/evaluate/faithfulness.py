@@ -26,7 +26,7 @@ import numpy as np
 
 from medsyn_utils.core.errors import ParameterError
 from medsyn_utils.evaluate.detector import Detector, cache_key, features, idf_table, \
-    key_association, table_features, variant_table
+    variant_features, variant_table
 from medsyn_utils.evaluate.lexicon import Token, content_words, is_adjective, is_word, lexicon, \
     normal, similar_stem, tokens
 
@@ -85,12 +85,6 @@ def variants(name: str) -> tuple[tuple[str, ...], ...]:
     found = [content_words(p) for p in parts]
     found = [v for v in dict.fromkeys(found) if v]
     return tuple(found) or (tuple(normal(name).split()),)
-
-
-@lru_cache(maxsize=20_000)
-def name_keys(name: str) -> tuple[str, ...]:
-    """Every content-word stem of a name, over all its variants (the association's keys)."""
-    return tuple(sorted({key for keys in variants(name) for key in keys}))
 
 
 def parse_symptoms(value: Any, vocabulary: Iterable[str] | None = None) -> list[str]:
@@ -266,9 +260,8 @@ class SymptomMatcher:
         keys_list = variants(name)
         hits = [_hits(keys, note_tokens, self.slack, self.fuzzy) for keys in keys_list]
         stems = {t.stem for t in note_tokens if is_word(t)}
-        row = np.concatenate([
-            features(name, keys_list, note, note_tokens, hits, detector.weight),
-            table_features(detector, name, keys_list, stems)])
+        row = np.append(features(name, keys_list, note, note_tokens, hits, detector.weight),
+                        variant_features(getattr(detector, "variants", {}), name, stems))
         return row, [hit for windows in hits for hit in windows]
 
     def _decide(self, name: str, hits: list[_Hit], chance: float, threshold: float,
@@ -393,10 +386,9 @@ def symptom_coverage(note: str, symptoms: list[str]) -> float:
 # ------------------------------------------------------------------ the learned detector
 
 def train_detector(seed: int = 0, folds: int = 5) -> Detector:
-    """Fit the detector on gold pairs of train visits. The association and variant-table features
-    of a train pair come from tables learned on the other folds' visits (so a pair never sees its
-    own span); the threshold is the best F1 of those folds' out-of-fold chances; the kept tables
-    are learned on all of train."""
+    """Fit the detector on gold pairs of train visits. The variant-table features of a train pair
+    come from a table learned on the other folds' visits (so a pair never sees its own span); the
+    threshold is the best F1 of those folds' out-of-fold chances; the kept table is all of train."""
     from collections import Counter
 
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -411,42 +403,30 @@ def train_detector(seed: int = 0, folds: int = 5) -> Detector:
     matcher = SymptomMatcher(detector="rule", unrequested=False)
     texts, names = list(pairs["text"]), list(pairs["symptom"])
     toks = [tokens(t) for t in texts]
-    base = [matcher.pair_features(s, t, k, detector)[0][:-5] for t, s, k in zip(texts, names, toks)]
+    base = [matcher.pair_features(s, t, k, detector)[0][:-3] for t, s, k in zip(texts, names, toks)]
     stems = [Counter(t.stem for t in k if is_word(t)) for k in toks]
-    keys = [name_keys(s) for s in names]
     # gold_pairs writes each visit's positive, then its negative: the span is what was removed
     removed = [frozenset((stems[i] - stems[i + 1]) if pairs["label"][i] == 1 else ())
                for i in range(len(pairs) - 1)] + [frozenset()]
     y, groups = pairs["label"].to_numpy(), pairs["idx"].to_numpy()
 
-    def association(which) -> dict:
-        positive = [i for i in which if y[i] == 1]
-        return key_association([keys[i] for i in positive], [removed[i] for i in positive],
-                               [stems[i] for i in positive])
-
-    def rows(fit_rows, which) -> np.ndarray:
-        table = variant_table([names[i] for i in fit_rows], [removed[i] for i in fit_rows])
-        associated = association(fit_rows)
-        tables = Detector(None, 0.5, {}, 0, {}, table, associated)
-        return np.array([np.concatenate([base[i], table_features(tables, names[i], variants(names[i]),
-                                                                 set(stems[i]))])
+    def rows(table, which) -> np.ndarray:
+        return np.array([np.append(base[i], variant_features(table, names[i], set(stems[i])))
                          for i in which])
 
     def fit(x, labels):
-        # no early stopping: it would switch itself on above 10,000 rows (the final fit, not the
-        # folds' fits) and hold back a random tenth, so the cut chosen on the folds' chances would
-        # be applied to a model fit differently
-        return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, early_stopping=False,
+        return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05,
                                               random_state=seed).fit(x, labels)
 
-    x = np.zeros((len(pairs), len(base[0]) + 5))
+    x = np.zeros((len(pairs), len(base[0]) + 3))
     chances = np.zeros(len(pairs))
     for fit_rows, out in GroupKFold(folds).split(x, y, groups):
-        x[out] = rows(fit_rows, out)
-    # every pair also once with its name unknown to the tables, so a name the mark-up never states
+        x[out] = rows(variant_table([names[i] for i in fit_rows], [removed[i] for i in fit_rows]),
+                      out)
+    # every pair also once with its name unknown to the table, so a name the mark-up never states
     # (most of the graph's) is judged by the match features alone
     unseen = x.copy()
-    unseen[:, -5:] = 0.0
+    unseen[:, -3:] = 0.0
     unseen_chances = np.zeros(len(pairs))
     for fit_rows, out in GroupKFold(folds).split(x, y, groups):
         model = fit(np.vstack([x[fit_rows], unseen[fit_rows]]), np.tile(y[fit_rows], 2))
@@ -456,7 +436,6 @@ def train_detector(seed: int = 0, folds: int = 5) -> Detector:
     detector.model = fit(np.vstack([x, unseen]), np.tile(y, 2))
     detector.threshold = float(chosen.threshold)
     detector.variants = variant_table(names, removed)
-    detector.association = association(range(len(pairs)))
     detector.train_report = chosen.as_dict() | {
         "pairs": int(len(y)), "out_of_fold": folds,
         "unseen_names_f1": round(float(detection(unseen_chances, y, chosen.threshold).f1), 4)}
