@@ -21,8 +21,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     value = os.environ.get("MEDSYN_DATA_DIR")
-    if not value or not Path(value).is_dir():
+    if not value:
         pytest.skip("no offline data mirror: set MEDSYN_DATA_DIR")
+    if not Path(value).is_dir():
+        pytest.skip(f"no offline data mirror: MEDSYN_DATA_DIR={value} is not a folder")
     return Path(value)
 
 

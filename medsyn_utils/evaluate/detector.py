@@ -10,7 +10,7 @@ of the variant table learned from train mark-up (:func:`variant_table`: for each
 stem sets of the spans that state it in train visits): the best share of one such set found in the
 note, the train-weighted share of sets wholly found, and how many spans the name has. The model is
 trained once (about half a minute on 2 cores) and cached under the user cache, keyed by the
-mark-up's checksum, the feature version and the scikit-learn version.
+mark-up's checksum, the feature version and names and the scikit-learn version.
 """
 
 from __future__ import annotations
@@ -93,7 +93,9 @@ def cache_key() -> str:
     from medsyn_utils.core.corpus import MARKUP_FILE
     from medsyn_utils.core.data import checksums
 
-    digest = hashlib.sha256(f"{FEATURE_VERSION}|{sklearn.__version__}".encode())
+    # the feature names too: an experiment that kept the version but changed the features must
+    # not load another's pickle
+    digest = hashlib.sha256(f"{FEATURE_VERSION}|{','.join(FEATURES)}|{sklearn.__version__}".encode())
     digest.update(str(checksums([MARKUP_FILE])).encode())
     return digest.hexdigest()[:16]
 

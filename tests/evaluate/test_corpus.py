@@ -13,7 +13,7 @@ from medsyn_utils.evaluate import corpus
 
 
 @pytest.fixture(scope="module")
-def real() -> tuple[pd.DataFrame, pd.DataFrame]:
+def real(data_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
     train, heldout = corpus.real_reference("full")
     return train.iloc[:120].reset_index(drop=True), heldout.iloc[:60].reset_index(drop=True)
 

@@ -30,7 +30,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
-def test_per_note_columns_and_summary_with_known_answers():
+def test_per_note_columns_and_summary_with_known_answers(data_dir):
     notes = evaluate_notes(NOTES, "response", EvaluationConfig(), progress=False)
     assert list(notes["symptom_coverage"][:3]) == [0.5, 1.0, 1.0] and pd.isna(notes["symptom_coverage"][3])
     assert list(notes["symptoms_negated"][0]) == ["температура"]
@@ -49,7 +49,7 @@ def test_per_note_columns_and_summary_with_known_answers():
     assert "NaN" not in json.dumps(summary)
 
 
-def test_medsyn_evaluate_writes_every_output(tmp_path):
+def test_medsyn_evaluate_writes_every_output(tmp_path, data_dir):
     source = tmp_path / "scored.csv"
     NOTES.to_csv(source, index=False)
     done = run_cli("evaluate", "--in", str(source), "--out", str(tmp_path / "ev"), "--json", "--no-corpus",

@@ -15,7 +15,7 @@ def statuses(note: str, symptoms: list[str]) -> dict[str, str]:
     return {m.symptom: m.status for m in SymptomMatcher(unrequested=False).match(note, symptoms).symptoms}
 
 
-def test_affirmed_in_another_word_form_with_its_span():
+def test_affirmed_in_another_word_form_with_its_span(data_dir):
     note = "Пациентка жалуется на сильные боли в мышцах и сухой кашель."
     result = SymptomMatcher(unrequested=False).match(note, ["боль в мышцах", "кашель"])
     assert [m.status for m in result.symptoms] == ["affirmed", "affirmed"]
@@ -25,24 +25,24 @@ def test_affirmed_in_another_word_form_with_its_span():
 
 @pytest.mark.parametrize("note", ["Температуры нет.", "Без температуры.", "Отрицает температуру.",
                                   "Повышения температуры не было.", "Кашель, температура отсутствует."])
-def test_negated_symptom(note):
+def test_negated_symptom(note, data_dir):
     assert statuses(note, ["температура"]) == {"температура": "negated"}
 
 
-def test_negation_ends_at_a_contrast_and_does_not_reach_back_over_a_comma():
+def test_negation_ends_at_a_contrast_and_does_not_reach_back_over_a_comma(data_dir):
     assert statuses("Без температуры, но кашель сильный.", ["температура", "кашель"]) == \
         {"температура": "negated", "кашель": "affirmed"}
     assert statuses("Жалобы на кашель, нет температуры.", ["кашель", "температура"]) == \
         {"кашель": "affirmed", "температура": "negated"}
 
 
-def test_missing_and_a_part_of_the_name_is_not_enough():
+def test_missing_and_a_part_of_the_name_is_not_enough(data_dir):
     # "головная боль" leaves "боль" behind: "боль в мышцах" is still missing
     assert statuses("Головная боль, головокружение.", ASKED) == \
         {"кашель": "missing", "боль в мышцах": "missing", "температура": "missing"}
 
 
-def test_a_name_with_a_comma_needs_both_words_or_either_synonym():
+def test_a_name_with_a_comma_needs_both_words_or_either_synonym(data_dir):
     assert statuses("Сухость кожи, слабость.", ["кожа, сухая"]) == {"кожа, сухая": "affirmed"}
     assert statuses("Кожа чистая, слабость.", ["кожа, сухая"]) == {"кожа, сухая": "missing"}
     assert statuses("Беспокоит рвота по утрам.", ["тошнота, рвота"]) == {"тошнота, рвота": "affirmed"}
@@ -71,7 +71,7 @@ def test_unrequested_findings_are_graph_symptoms_nobody_asked_for(data_dir):
     assert not any("головокружение" in m.symptom for m in with_example.unrequested)
 
 
-def test_symptom_coverage_counts_only_affirmed():
+def test_symptom_coverage_counts_only_affirmed(data_dir):
     note = "Кашель сухой. Температуры нет."
     assert symptom_coverage(note, ["кашель", "температура", "насморк", "кожа, сухая"]) == 0.25
     with pytest.raises(ParameterError, match="no symptoms"):
@@ -100,7 +100,7 @@ def test_variant_table_counts_marked_spans_and_drops_one_word_of_a_longer_name()
     assert variant_features(table, "кожа, сухая", {"сух", "кож"}) == [0.0, 0.0, 0.0]  # unknown
 
 
-def test_a_span_learned_from_train_mark_up_is_a_variant_of_the_name():
+def test_a_span_learned_from_train_mark_up_is_a_variant_of_the_name(data_dir):
     # the trained detector keeps the table of all train spans: a note holding the commonest span of
     # the commonest name has that span wholly found
     from medsyn_utils.evaluate.faithfulness import load_detector

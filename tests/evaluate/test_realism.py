@@ -11,7 +11,7 @@ from medsyn_utils.evaluate.corpus import hashed_ngram_embed
 
 
 @pytest.fixture(scope="module")
-def real_texts() -> list[str]:
+def real_texts(data_dir) -> list[str]:
     frame = load_rumedtop3("train")
     return frame["text"].sample(n=160, random_state=0).tolist()
 
