@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from medsyn_utils.core.errors import InputTableError, ParameterError
 from medsyn_utils.evaluate import diversity, fairness, privacy, realism
@@ -183,19 +184,22 @@ def corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout: 
                              f"least {MIN_REFERENCE}: the realism reference and its ceiling need "
                              f"{MIN_SIZES['realism']} notes each")
     import mauve  # noqa: F401  (loads torch and faiss first, so the limit below covers their threads)
-    from threadpoolctl import threadpool_limits
+
+    import torch
 
     # One BLAS/OpenMP thread: the matrices are small (≤ a few thousand × 384), and on a shared
     # 2-core machine spinning threads made an eigendecomposition 100× slower than one thread.
+    # The encoder's forward passes (large products) get back the threads torch has now.
+    encoder_threads = torch.get_num_threads()
     with threadpool_limits(limits=1):
         return _corpus_summary(notes, real_train, real_heldout, embed=embed, out_dir=out_dir,
                                seed=int(seed), group_columns=group_columns, per_note=per_note,
-                               reference_max=int(reference_max))
+                               reference_max=int(reference_max), encoder_threads=encoder_threads)
 
 
 def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout: pd.DataFrame, *,
                     embed: Embed, out_dir: Path | None, seed: int, group_columns: Sequence[str],
-                    per_note: pd.DataFrame | None, reference_max: int) -> dict:
+                    per_note: pd.DataFrame | None, reference_max: int, encoder_threads: int) -> dict:
     timer = _Timer()
     group_columns = list(group_columns)
     frame = _notes(notes, group_columns)
@@ -213,7 +217,8 @@ def _corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout:
 
     start = timer.now()
     example_list = [t for t in frame.get("anamnesis", pd.Series(dtype=object)).dropna().astype(str)]
-    vec = _embed_all(embed, [*frame["response"], *train["text"], *heldout["text"], *example_list])
+    with threadpool_limits(limits=encoder_threads):
+        vec = _embed_all(embed, [*frame["response"], *train["text"], *heldout["text"], *example_list])
     timer.add("embed", start)
     note_vecs = np.vstack([vec[t] for t in frame["response"]])
     train_vecs = np.vstack([vec[t] for t in train["text"]])
