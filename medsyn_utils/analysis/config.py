@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from medsyn_utils.core.config import StageConfig, data_dir_field, field, seed_field
+from medsyn_utils.core.config import StageConfig, data_dir_field, field, run_dir_field, seed_field
 from medsyn_utils.score.filter import PAPER_THRESHOLDS
 
 
@@ -19,8 +19,7 @@ class AnalysisConfig(StageConfig):
     CLI_ALIASES: ClassVar[dict[str, str]] = {"run_dir": "medsyn run --out",
                                              "data_dir": "MEDSYN_DATA_DIR"}
 
-    run_dir: str = field("outputs/interactive",
-        'run folder: reads scored.parquet, writes figures/ and the stage record')
+    run_dir: str = run_dir_field('run folder: reads scored.parquet, writes figures/ and the stage record')
     data_dir: str = data_dir_field()
     input_path: str = field("",
         "scored table (.parquet or .csv, e.g. the published full-dataset-scored-anaon.csv); empty means the run folder's scored.parquet")

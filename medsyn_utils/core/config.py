@@ -24,6 +24,7 @@ from medsyn_utils.core.errors import ParameterError
 # numpy's seeds: SeedSequence takes any int, but RandomState, torch and the int64 seed column
 # do not; one range everywhere.
 SEED_MAX = 2**32 - 1
+DEFAULT_RUN_DIR = "outputs/interactive"  # where a notebook or stage command writes when given no run folder
 
 
 def field(default: Any, help: str, **constraints: Any) -> Any:
@@ -32,6 +33,11 @@ def field(default: Any, help: str, **constraints: Any) -> Any:
         factory = (lambda value=default: type(value)(value))
         return Field(default_factory=factory, description=help, **constraints)
     return Field(default, description=help, **constraints)
+
+
+def run_dir_field(help: str) -> Any:
+    """The run folder a stage reads and writes (``help``: what it reads and writes there)."""
+    return field(DEFAULT_RUN_DIR, help)
 
 
 def data_dir_field() -> Any:

@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 
 from pydantic import field_validator
 
-from medsyn_utils.core.config import StageConfig, data_dir_field, field, seed_field
+from medsyn_utils.core.config import StageConfig, data_dir_field, field, run_dir_field, seed_field
 from medsyn_utils.downstream.report import MIN_BOOTSTRAP
 from medsyn_utils.score.filter import PAPER_THRESHOLDS
 
@@ -27,8 +27,7 @@ class DownstreamConfig(StageConfig):
     CLI_ALIASES: ClassVar[dict[str, str]] = {"run_dir": "--out", "synthetic_path": "--synthetic",
                                              "data_dir": "MEDSYN_DATA_DIR"}
 
-    run_dir: str = field("outputs/interactive",
-        'run folder: reads scored.parquet, writes downstream_metrics.json, reproduction.md/.csv, figures/downstream/ and the stage record')
+    run_dir: str = run_dir_field('run folder: reads scored.parquet, writes downstream_metrics.json, reproduction.md/.csv, figures/downstream/ and the stage record')
     data_dir: str = data_dir_field()
     synthetic_path: str = field("",
         "synthetic notes (scored .parquet or .csv, or the published CSV); empty means the run folder's scored.parquet")

@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from medsyn_utils.core.config import StageConfig, data_dir_field, field, seed_field
+from medsyn_utils.core.config import StageConfig, data_dir_field, field, run_dir_field, seed_field
 from medsyn_utils.evaluate.corpus import MIN_REFERENCE, REFERENCE_MAX
 from medsyn_utils.evaluate.faithfulness import DEFAULT_FUZZY, DEFAULT_SLACK, DEFAULT_THRESHOLD
 
@@ -23,8 +23,8 @@ class EvaluationConfig(StageConfig):
     CLI_ALIASES: ClassVar[dict[str, str]] = {"run_dir": "--out", "input_path": "--in",
                                              "data_dir": "MEDSYN_DATA_DIR"}
 
-    run_dir: str = field("outputs/interactive", "run folder: reads scored.parquet, writes "
-                         "evaluation.*, figures/ and the stage record")
+    run_dir: str = run_dir_field("run folder: reads scored.parquet, writes "
+                                 "evaluation.*, figures/ and the stage record")
     data_dir: str = data_dir_field()
     input_path: str = Field("", description="scored table to evaluate (the kit's scored.parquet "
                             "or a CSV in the published layout); empty means the run folder's")

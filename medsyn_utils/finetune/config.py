@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from medsyn_utils.core.config import StageConfig, data_dir_field, field, seed_field
+from medsyn_utils.core.config import StageConfig, data_dir_field, field, run_dir_field, seed_field
 
 
 class FinetuneConfig(StageConfig):
@@ -18,8 +18,7 @@ class FinetuneConfig(StageConfig):
     CLI_ALIASES: ClassVar[dict[str, str]] = {"run_dir": "medsyn run --out",
                                              "data_dir": "MEDSYN_DATA_DIR"}
 
-    run_dir: str = field("outputs/interactive",
-        "run folder for the stage's artefacts (relative to the project root)")
+    run_dir: str = run_dir_field("run folder for the stage's artefacts (relative to the project root)")
     data_dir: str = data_dir_field()
     base_model: str = field("embedded:gemma-3-270m",
         'base causal LM: embedded:gemma-3-270m, a hub id or a local folder')

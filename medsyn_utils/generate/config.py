@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal, Optional
 
-from medsyn_utils.core.config import StageConfig, data_dir_field, field, seed_field
+from medsyn_utils.core.config import StageConfig, data_dir_field, field, run_dir_field, seed_field
 from medsyn_utils.generate.backends.openai import (DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES,
                                                    DEFAULT_TIMEOUT, wait_help)
 
@@ -26,8 +26,7 @@ class GenerationConfig(StageConfig):
                                              "tasks_path": "--tasks",
                                              "data_dir": "MEDSYN_DATA_DIR"}
 
-    run_dir: str = field("outputs/interactive",
-        'run folder with tasks.parquet; receives generations.jsonl and the stage record')
+    run_dir: str = run_dir_field('run folder with tasks.parquet; receives generations.jsonl and the stage record')
     data_dir: str = data_dir_field()
     tasks_path: str = field("",
         'task table file; empty means tasks.parquet in run_dir (missing: an error naming the tasks stage)')

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from medsyn_utils.core.config import StageConfig, data_dir_field, field
+from medsyn_utils.core.config import StageConfig, data_dir_field, field, run_dir_field
 
 
 class GraphConfig(StageConfig):
@@ -21,8 +21,7 @@ class GraphConfig(StageConfig):
     CLI_ALIASES: ClassVar[dict[str, str]] = {"run_dir": "medsyn run --out",
                                              "data_dir": "MEDSYN_DATA_DIR"}
 
-    run_dir: str = field("outputs/interactive",
-        "run folder for the stage's artefacts (relative to the project root)")
+    run_dir: str = run_dir_field("run folder for the stage's artefacts (relative to the project root)")
     data_dir: str = data_dir_field()
     focus_code: str = field("J06",
         'ICD-10 code to explore (category like J06 or sub-code like J06.9)')

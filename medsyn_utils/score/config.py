@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from medsyn_utils.core.config import StageConfig, data_dir_field, field, seed_field
+from medsyn_utils.core.config import StageConfig, data_dir_field, field, run_dir_field, seed_field
 from medsyn_utils.score.filter import PAPER_THRESHOLDS
 
 
@@ -24,8 +24,7 @@ class ScoringConfig(StageConfig):
                                              "input_path": "--in",
                                              "data_dir": "MEDSYN_DATA_DIR"}
 
-    run_dir: str = field("outputs/interactive",
-        'run folder: reads generations.jsonl and tasks.parquet, writes scored.parquet, scored.csv and the stage record')
+    run_dir: str = run_dir_field('run folder: reads generations.jsonl and tasks.parquet, writes scored.parquet, scored.csv and the stage record')
     data_dir: str = data_dir_field()
     input_path: str = field("",
         "table to score (a store .jsonl or a CSV/Parquet in the published layout); empty means the run folder's generations.jsonl")

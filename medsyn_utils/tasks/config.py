@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from medsyn_utils.core.config import StageConfig, data_dir_field, field, seed_field
+from medsyn_utils.core.config import StageConfig, data_dir_field, field, run_dir_field, seed_field
 
 
 class TasksConfig(StageConfig):
@@ -19,8 +19,7 @@ class TasksConfig(StageConfig):
         "show_per_kind": "display of the notebook", "picker_code": "the notebook's picker widget"}
     CLI_ALIASES: ClassVar[dict[str, str]] = {"run_dir": "--out", "data_dir": "MEDSYN_DATA_DIR"}
 
-    run_dir: str = field("outputs/interactive",
-        'run folder for tasks.parquet, tasks.csv and the stage record')
+    run_dir: str = run_dir_field('run folder for tasks.parquet, tasks.csv and the stage record')
     data_dir: str = data_dir_field()
     n: int = field(200, 'number of tasks to draw', ge=1)
     seed: int = seed_field('random seed; same parameters and seed give identical files')
