@@ -194,7 +194,9 @@ def test_no_import_cycle_between_the_classifier_modules():
                      for alias in node.names}
         assert not any(m and m.endswith("downstream.classifiers") for m in imported), name
     assert cl.CodeClassifier is __import__("medsyn_utils.downstream.base", fromlist=["x"]).CodeClassifier
-    assert cl.PANEL[0] == "tfidf-svm" and set(cl.PANEL) <= set(cl.CLASSIFIERS)
+    from medsyn_utils.downstream.config import DownstreamConfig
+
+    assert cl.PANEL[0] == DownstreamConfig.defaults()["classifier"] and set(cl.PANEL) <= set(cl.CLASSIFIERS)
 
 
 @pytest.mark.parametrize("kind", ["tfidf-svm", "tfidf-logreg", "e5-logreg"])
