@@ -4,9 +4,10 @@ Real RuMedTop3 train / dev / test visits (4,690 / 848 / 822) and a stand-in synt
 ``--n-synthetic`` long notes (default 2,400), each two to three real *train* full notes of one
 code joined (about 150 words, like LLM notes; no dev/test text). Measured in one run:
 
-* per classifier of ``--classifiers`` (the panel: ``tfidf-svm``, ``tfidf-logreg``,
+* per classifier of ``--classifiers`` (the panel: ``tfidf-logreg``, ``tfidf-svm``,
   ``e5-logreg``): the real-only fit time (features or embeddings timed apart) and dev/test
-  acc@1/3/5, and the logreg / svm fit-time ratio;
+  acc@1/3/5, the logreg / svm fit-time ratio and the dev winner; with ``--lbfgs-reference``
+  also tfidf-logreg's multinomial lbfgs solver (its fit time over the sgd one's);
 * unless ``--real-only``, the wall time of every setting and control the study runs by default
   (real only, real + synthetic, synthetic only, oversampled, class-weighted, recombined; random
   ones over 3 seeds) for each classifier, and their total (the panel's time); the machine's load
@@ -27,9 +28,11 @@ from medsyn_utils.core.checks import SEED_MAX
 # Options of `medsyn bench downstream` (flags, argparse keywords); cli/bench.py adds them.
 OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--n-synthetic",), dict(type=int, default=2400, help="stand-in synthetic notes [1..]")),
-    (("--logreg-max-iter",), dict(type=int, default=300, help="solver iterations of the logistic regression (lbfgs) [1..]")),
+    (("--logreg-max-iter",), dict(type=int, default=300, help="solver iterations (sgd: epochs) of the logistic regression [1..]")),
+    (("--lbfgs-reference",), dict(action="store_true",
+                                  help="also time tfidf-logreg's multinomial lbfgs solver (real-only fit), for the ratio")),
     (("--seed",), dict(type=int, default=0, help="which train notes are joined [0..]")),
-    (("--classifiers",), dict(default="tfidf-svm,tfidf-logreg,e5-logreg",
+    (("--classifiers",), dict(default="tfidf-logreg,tfidf-svm,e5-logreg",
                               help="comma-separated classifiers of the panel to time")),
     (("--embedding-encoder",), dict(default="embedded:multilingual-e5-small",
                                     help="e5-logreg: encoder folder or embedded:multilingual-e5-small")),
@@ -147,6 +150,13 @@ def run(args: Any) -> dict[str, Any]:
     synthetic = stand_in_synthetic(args.n_synthetic, args.seed)
     per = {kind: _real_only(kind, real, **options.get(kind, {})) for kind in kinds}
     out: dict[str, Any] = {"classifiers": per}
+    if getattr(args, "lbfgs_reference", False):
+        out["tfidf-logreg_lbfgs_real_only"] = _real_only(
+            "tfidf-logreg", real, **{**options["tfidf-logreg"], "solver": "lbfgs"})
+        if "tfidf-logreg" in per:
+            out["lbfgs_over_sgd_fit_ratio"] = round(
+                out["tfidf-logreg_lbfgs_real_only"]["fit_seconds"]
+                / max(per["tfidf-logreg"]["fit_seconds"], 1e-9), 2)
     if {"tfidf-svm", "tfidf-logreg"} <= set(per):
         out.update(svm_fit_seconds=per["tfidf-svm"]["fit_seconds"],
                    logreg_fit_seconds=per["tfidf-logreg"]["fit_seconds"],

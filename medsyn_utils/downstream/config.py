@@ -53,7 +53,8 @@ class DownstreamConfig(StageConfig):
         '(OP: >, >=, <, <=, ==); all notes and a random same-size selection run beside it; '
         'empty: no selection')
     tune: bool = field(False,
-        'tfidf-*: rerun the dev search of C, min_df and character n-grams and use its winner')
+        'rerun the dev search of the default classifier and use its winner (tfidf-svm: C, '
+        'min_df, character n-grams; tfidf-logreg, e5-logreg: C)')
     C: float = field(0.0, "regularisation of the default classifier; 0 means its dev-tuned value "
                      "(tfidf-logreg 10, tfidf-svm 0.3, e5-logreg 10)", ge=0)
     logreg_solver: Literal["sgd", "lbfgs"] = field("sgd",

@@ -125,6 +125,14 @@ def test_dev_search_ranks_candidates_and_options_pass_through(toy, monkeypatch):
     assert set(best) == {"min_df", "char_ngrams", "C"} and best["char_ngrams"] is None
     assert tuning.choose_options("tfidf-svm", {"C": 2.0}) == ({"C": 2.0}, None, None)
     assert tuning.choose_options("transformer", {"encoder": "x"}, tune=True)[1] is None
+    # tfidf-logreg and e5-logreg search their C (the SVM's C values would be far off), with the
+    # fixed options (here the solver) kept for every candidate
+    assert tuning.dev_grid("tfidf-logreg") == tuple({"C": c} for c in tuning.PANEL_C_GRID["tfidf-logreg"])
+    assert tuning.dev_grid("tfidf-svm") == tuning.DEV_SEARCH_GRID
+    search = tuning.search_on_dev(toy(8, 0), toy(3, 1), kind="tfidf-logreg",
+                                  grid=[{"C": 0.001}, {"C": 10.0}],
+                                  options={"solver": "sgd", "min_df": 1})
+    assert set(search["C"]) == {0.001, 10.0} and tuning.best_options(search) == {"C": search["C"][0]}
 
 
 def test_embedding_classifier_same_interface_on_a_tiny_encoder(tiny_encoder_dir, toy, monkeypatch,
