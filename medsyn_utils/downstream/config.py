@@ -56,7 +56,7 @@ class DownstreamConfig(StageConfig):
         'rerun the dev search of the default classifier and use its winner (tfidf-svm: C, '
         'min_df, character n-grams; tfidf-logreg, e5-logreg: C)')
     C: float = field(0.0, "regularisation of the default classifier; 0 means its dev-tuned value "
-                     "(tfidf-logreg 10, tfidf-svm 0.3, e5-logreg 10)", ge=0)
+                     "(tfidf-logreg 10, tfidf-svm 0.3, e5-logreg 0.03)", ge=0)
     logreg_solver: Literal["sgd", "lbfgs"] = field("sgd",
         'tfidf-logreg: sgd (one-vs-rest log loss, seconds per fit) or lbfgs (multinomial, '
         '5-10 times slower)')

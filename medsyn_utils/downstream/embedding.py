@@ -4,7 +4,10 @@ The third member of the classifier panel, unlike the TF-IDF pair in what it sees
 encoder (by default the embedded ``multilingual-e5-small``, the scorer's own; any local
 Hugging Face folder works, e.g. the tiny test encoder) turns each note into the mean of its
 token states at the scorer's layer (9 for the embedded e5, at most the encoder's last), fp32,
-L2-normalised here, and a multinomial logistic regression is fitted on those vectors.
+L2-normalised here, standardised (per dimension, on each fit's training rows) and a multinomial
+logistic regression (lbfgs) is fitted on them. The fit uses one BLAS thread: the panel already
+runs two fits side by side, and on 2 shared cores a multi-threaded BLAS made a 3 s fit take
+75 s (benchmarks/README.md).
 
 The vectors come from :func:`medsyn_utils.score.embeddings.embed_texts`, the door to the cache
 scoring fills: a synthetic note scoring already embedded is read, not embedded again, and the
@@ -27,13 +30,20 @@ from medsyn_utils.core.errors import ModelError, ParameterError
 from medsyn_utils.downstream.base import CodeClassifier, check_training_labels
 
 EMBEDDED_E5 = "embedded:multilingual-e5-small"
-DEFAULT_EMBEDDING_C = 10.0  # chosen on dev (tuning.PANEL_DEV)
+DEFAULT_EMBEDDING_C = 0.03  # chosen on dev (tuning.PANEL_DEV), on standardised vectors
 PRECISION = "fp32"  # scoring's default precision: the vectors it cached are found
 OPTIONS = ("encoder", "C", "layer", "max_iter")
 
 _CACHE: dict[tuple[str, int], dict[str, np.ndarray]] = {}
 _LAYERS: dict[str, int] = {}
 _LOCK = threading.Lock()
+
+
+def threadpool_limits_one() -> Any:
+    """One BLAS thread (see the module's docstring)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
 
 
 def scoring_layer(encoder: str) -> int:
@@ -101,25 +111,30 @@ class EmbeddingLogreg(CodeClassifier):
             class_weight: str | None = None) -> "EmbeddingLogreg":
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
 
         check_training_labels(texts, labels)
-        model = LogisticRegression(C=self.C, class_weight=class_weight, max_iter=self.max_iter,
-                                   random_state=self.seed)
-        with warnings.catch_warnings():
+        model = make_pipeline(StandardScaler(), LogisticRegression(
+            C=self.C, class_weight=class_weight, max_iter=self.max_iter, random_state=self.seed))
+        vectors = self.vectors(list(texts))
+        with warnings.catch_warnings(), threadpool_limits_one():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(self.vectors(list(texts)), np.asarray(labels))
+            model.fit(vectors, np.asarray(labels))
         self.model_, self.classes_ = model, model.classes_
         return self
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         if not hasattr(self, "model_"):
             raise ModelError(f"{self.name} is not fitted: call fit(texts, labels) first")
-        values = self.model_.decision_function(self.vectors(list(texts)))
+        vectors = self.vectors(list(texts))
+        with threadpool_limits_one():
+            values = self.model_.decision_function(vectors)
         return np.stack([-values, values], axis=1) if values.ndim == 1 else values
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "encoder": self.encoder, "precision": PRECISION,
                 "layer": scoring_layer(self.encoder) if self.layer is None else self.layer,
-                "pooling": "mean of the token states, L2-normalised",
+                "pooling": "mean of the token states, L2-normalised, standardised per fit",
                 "vectors": "score.embeddings.embed_texts (the embedding cache scoring fills)",
                 "C": self.C, "max_iter": self.max_iter}
