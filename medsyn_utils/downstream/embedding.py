@@ -22,7 +22,8 @@ from __future__ import annotations
 import math
 import threading
 import warnings
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -39,11 +40,18 @@ _LAYERS: dict[str, int] = {}
 _LOCK = threading.Lock()
 
 
-def threadpool_limits_one() -> Any:
-    """One BLAS thread (see the module's docstring)."""
+_FIT_LOCK = threading.Lock()
+
+
+@contextmanager
+def threadpool_limits_one() -> Iterator[None]:
+    """One BLAS thread (see the module's docstring), one fit or scoring at a time: the limit is
+    process-wide, and a second thread leaving its own limit would lift it under a running fit
+    (its numbers would then depend on thread timing)."""
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=1)
+    with _FIT_LOCK, threadpool_limits(limits=1):
+        yield
 
 
 def scoring_layer(encoder: str) -> int:
