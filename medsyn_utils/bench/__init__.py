@@ -15,5 +15,5 @@ BENCHMARKS = {
     "scaling": "the Ray engine with two actors against one, on a local Ray",
     "matcher": "symptom matcher on gold RuMedSymptomRec pairs against stem match and BERTScore",
     "evaluate": "faithfulness part of the evaluation stage: notes per second",
-    "downstream": "each classifier of the downstream panel: fit time and dev/test accuracy; --panel-settings times every setting",
+    "downstream": "each classifier of the downstream panel: fit time and dev/test accuracy, and the whole panel over every setting (--real-only: fits only)",
 }

@@ -38,10 +38,10 @@ class DownstreamConfig(StageConfig):
     example_sources: list[str] = field([], 'example_source values to use; empty means all')
     by_group: bool = field(True,
         'also run each model × prior separately (rows of reproduction.md)')
-    classifier: Classifier = field("tfidf-svm",
-        'default classifier (top-level numbers, figures); tfidf-svm for speed, tfidf-logreg is '
-        '0.6 point higher on dev')
-    panel: list[Classifier] = field(["tfidf-svm", "tfidf-logreg", "e5-logreg"],
+    classifier: Classifier = field("tfidf-logreg",
+        'default classifier (top-level numbers, figures): the dev winner of the panel (README, '
+        'downstream section)')
+    panel: list[Classifier] = field(["tfidf-logreg", "tfidf-svm", "e5-logreg"],
         'classifiers run beside the default for the verdict (each tuned on dev); empty: the '
         'default only')
     embedding_encoder: str = field("embedded:multilingual-e5-small",
@@ -52,9 +52,13 @@ class DownstreamConfig(StageConfig):
         '(OP: >, >=, <, <=, ==); all notes and a random same-size selection run beside it; '
         'empty: no selection')
     tune: bool = field(False,
-        'tfidf-*: rerun the dev search of C, min_df and character n-grams and use its winner')
+        'rerun the dev search of the default classifier and use its winner (tfidf-svm: C, '
+        'min_df, character n-grams; tfidf-logreg, e5-logreg: C)')
     C: float = field(0.0, "regularisation of the default classifier; 0 means its dev-tuned value "
-                     "(tfidf-logreg 10, tfidf-svm 0.3, e5-logreg 10)", ge=0)
+                     "(tfidf-logreg 10, tfidf-svm 0.3, e5-logreg 0.03)", ge=0)
+    logreg_solver: Literal["sgd", "lbfgs"] = field("sgd",
+        'tfidf-logreg: sgd (one-vs-rest log loss, seconds per fit) or lbfgs (multinomial, '
+        '5-10 times slower)')
     min_df: int = field(2,
         'tfidf-*: drop n-grams found in fewer real train notes (chosen on dev)', ge=1)
     char_ngrams: bool = field(True, 'tfidf-*: add character 2-4-grams (chosen on dev)')

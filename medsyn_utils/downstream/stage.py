@@ -33,12 +33,15 @@ def classifier_options(config: DownstreamConfig) -> dict[str, Any]:
     chosen = {"C": config.C} if config.C else {}
     if config.classifier == "e5-logreg":
         return {"encoder": config.embedding_encoder, **chosen}
+    if config.classifier == "tfidf-logreg":
+        return {**tfidf_options(config), "solver": config.logreg_solver, **chosen}
     return {**tfidf_options(config), **chosen}
 
 
 def panel_options(config: DownstreamConfig) -> dict[str, dict[str, Any]]:
     """The options of each classifier of the panel (their C: the dev-tuned values)."""
-    return {"tfidf-svm": tfidf_options(config), "tfidf-logreg": tfidf_options(config),
+    return {"tfidf-svm": tfidf_options(config),
+            "tfidf-logreg": {**tfidf_options(config), "solver": config.logreg_solver},
             "e5-logreg": {"encoder": config.embedding_encoder}}
 
 

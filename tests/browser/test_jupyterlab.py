@@ -87,6 +87,7 @@ def _parameters(number: str, lm: Path, encoder: Path) -> dict:
                "assumed_percentile": 20.0, "show_notes": 1, "batch_size": 16},
         "05": {"seed": 1},
         "06": {"seeds": 1, "char_ngrams": False, "max_features": 3000, "bootstrap": 100,
+               "classifier": "tfidf-svm",
                "panel": ["tfidf-svm"]},
         "07": {"base_model": str(lm), "encoder": str(encoder), "encoder_layer": 2, "max_steps": 3,
                "max_records": 12, "eval_tasks": 2, "eval_max_new_tokens": 8, "learning_rate": 0.01},

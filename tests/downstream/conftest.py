@@ -54,3 +54,9 @@ def fast():
     from medsyn_utils.downstream.classifiers import classifier_factory
 
     return classifier_factory("tfidf-svm", char_ngrams=None, min_df=1)
+
+
+@pytest.fixture(autouse=True)
+def _own_embedding_cache(monkeypatch, tmp_path_factory):
+    """e5-logreg reads and fills the user's embedding cache: the tests use their own."""
+    monkeypatch.setenv("MEDSYN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "medsyn-cache"))

@@ -11,7 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 NB05 = ROOT / "notebooks" / "05_analysis_plots.ipynb"
 NB06 = ROOT / "notebooks" / "06_downstream_icd.ipynb"
-SMALL_06 = {"seeds": 1, "char_ngrams": False, "bootstrap": 100, "panel": ["tfidf-svm"]}
+SMALL_06 = {"seeds": 1, "char_ngrams": False, "bootstrap": 100, "classifier": "tfidf-svm",
+            "panel": ["tfidf-svm"]}
 
 pytestmark = pytest.mark.notebooks
 
