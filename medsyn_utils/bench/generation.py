@@ -6,7 +6,9 @@ against the kit's batched backend on the same tasks and model, with the same out
 
 On a CPU with native bf16 (AVX512-BF16/AMX) the batched mode is also run with the model in the
 other of float32/bfloat16 on the same prompts: tokens/s of both, the speed-up and the share of
-greedy notes identical to fp32's (``--compare-bf16 off`` skips it). Each batched rate stands
+greedy notes identical to fp32's (``--compare-bf16 off`` skips it), and both sets of notes scored
+alike by the scorer in fp32 (``--judge-encoder``: ``anamnesis_precision`` against the record each
+prompt starts with, and words per note), so a speed-up is not bought with worse notes. Each batched rate stands
 beside its bound (:mod:`medsyn_utils.bench.bound`): the model's own linear layers timed alone in
 its dtype at the batch's shapes — prefill over the padded prompt, then one row per note and
 decode step — ``bound_<dtype>_tokens_per_s`` and ``fraction_of_bound``.
@@ -23,6 +25,7 @@ from typing import Any
 
 from medsyn_utils.core.errors import ParameterError
 from medsyn_utils.generate.models import DEFAULT_MODEL, resolve_model
+from medsyn_utils.score.encoders import EMBEDDED_E5
 from medsyn_utils.testing.tiny import SENTENCES
 
 # Peak memory bandwidth (GB/s) by GPU name, for the bound; pass --bandwidth-gbs for others.
@@ -48,6 +51,7 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--threads",), dict(type=int, default=0, help="torch CPU threads (0 = torch's default)")),
     (("--skip-sequential",), dict(action="store_true", help="time only the batched mode(s)")),
     (("--compare-bf16",), dict(default="auto", choices=("auto", "on", "off"), help="also run batched in bf16 and fp32 and compare (auto: on a CPU with AVX512-BF16/AMX)")),
+    (("--judge-encoder",), dict(default=EMBEDDED_E5, help="encoder that scores the fp32 and bf16 notes against their prompt's record (fp32 BERTScore F; '' skips it)")),
     (("--gpu-sweep",), dict(action="store_true", help="time a 7B-shaped random model on CUDA at several batch sizes instead")),
     (("--sweep-batches",), dict(default="1,16,64,256", help="batch sizes of the GPU sweep")),
     (("--sweep-prompt-tokens",), dict(type=int, default=128, help="prompt length of the GPU sweep")),
@@ -91,6 +95,9 @@ def run(args: Any) -> dict[str, Any]:
 
     if args.tasks < 1 or args.batch_size < 1 or args.max_new_tokens < 1:
         raise ParameterError("--tasks, --batch-size and --max-new-tokens must be >= 1")
+    if args.judge_encoder and args.compare_bf16 != "off":
+        from medsyn_utils.score.encoders import resolve_encoder
+        resolve_encoder(args.judge_encoder)  # a wrong --judge-encoder fails before generating
     backend = TransformersBackend(resolve_model(args.model), device=args.device, dtype=args.dtype,
                                   prompt_form="completion")
     prompts = [Prompt(f"b{i:04d}", text=text, echoes=(text,))
@@ -120,7 +127,7 @@ def run(args: Any) -> dict[str, Any]:
         name = {"float32": "fp32", "bfloat16": "bf16"}.get(result["dtype"], result["dtype"])
         result[f"{name}_fraction_of_bound"] = result["fraction_of_bound"]
         result.update(_bf16_against_fp32(backend, prompts, decoding, args.batch_size, texts,
-                                         total / batched))
+                                         total / batched, args.judge_encoder))
     return result
 
 
@@ -170,8 +177,9 @@ def _compare_bf16(option: str, device: str) -> bool:
 
 
 def _bf16_against_fp32(backend: Any, prompts: list, decoding: Any, batch_size: int,
-                       texts: dict[str, str], rate: float) -> dict[str, Any]:
-    """The batched mode again with the model in the other of fp32/bf16: speed and same notes."""
+                       texts: dict[str, str], rate: float, judge_encoder: str = "") -> dict[str, Any]:
+    """The batched mode again with the model in the other of fp32/bf16: speed, same notes and,
+    with ``judge_encoder``, how close each set's notes stay to their prompt's record."""
     import torch
 
     from medsyn_utils.generate.backends.transformers import TransformersBackend
@@ -196,7 +204,31 @@ def _bf16_against_fp32(backend: Any, prompts: list, decoding: Any, batch_size: i
             "bf16_batched_tokens_per_s": round(bf16_rate, 3),
             "bf16_speedup": round(bf16_rate / fp32_rate, 3),
             "bf16_identical_notes": round(sum(same) / len(same), 4),
-            "bf16_mean_shared_prefix": round(sum(prefix) / len(prefix), 4)}
+            "bf16_mean_shared_prefix": round(sum(prefix) / len(prefix), 4),
+            **(_judge(judge_encoder, prompts, fp32_texts, bf16_texts) if judge_encoder else {})}
+
+
+def _judge(encoder: str, prompts: list, fp32_texts: dict[str, str],
+           bf16_texts: dict[str, str]) -> dict[str, Any]:
+    """Both sets scored alike, so a speed-up is not bought with worse notes: the scorer's
+    ``anamnesis_precision`` (fp32) of each note against the record its prompt starts with, as a
+    style example, and the mean words per note."""
+    import numpy as np
+    from transformers import AutoConfig
+
+    from medsyn_utils.score.encoders import DEFAULT_LAYER, resolve_encoder
+    from medsyn_utils.score.scorer import NoteScorer
+
+    total = AutoConfig.from_pretrained(resolve_encoder(encoder).path).num_hidden_layers
+    scorer = NoteScorer(encoder, min(DEFAULT_LAYER, int(total)), precision="fp32", device="cpu")
+    records = [p.text.split("\n\n")[0].removeprefix("Запись приёма:").strip() for p in prompts]
+    out: dict[str, Any] = {"judge_encoder": scorer.info.name, "judge_layer": scorer.layer}
+    for name, texts in (("fp32", fp32_texts), ("bf16", bf16_texts)):
+        notes = [texts[p.task_id] for p in prompts]
+        scores = scorer.score(notes, [None] * len(notes), records, progress=False)
+        out[f"{name}_notes_anamnesis_precision"] = round(float(np.nanmean(scores["anamnesis_precision"])), 4)
+        out[f"{name}_notes_mean_words"] = round(float(np.mean([len(n.split()) for n in notes])), 2)
+    return out
 
 
 def _common_prefix(a: str, b: str) -> int:

@@ -391,13 +391,38 @@ def test_preview_shows_notes_beside_prompts(varied_lm_dir, tmp_path):
 
 def test_generation_benchmark_prints_its_figures(tiny_lm_dir, capsys):
     code = cli.main(["bench", "generation", "--json", "--model", str(tiny_lm_dir), "--tasks",
-                     "4", "--batch-size", "2", "--max-new-tokens", "4", "--device", "cpu"])
+                     "4", "--batch-size", "2", "--max-new-tokens", "4", "--device", "cpu",
+                     "--compare-bf16", "off"])
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"batched_tokens_per_s", "sequential_tokens_per_s", "ratio", "batch_size"} <= set(result)
     assert result["batch_size"] == 2 and result["tasks"] == 4 and result["max_new_tokens"] == 4
     assert result["ratio"] == pytest.approx(
         result["batched_tokens_per_s"] / result["sequential_tokens_per_s"], rel=0.01)
+
+
+def test_generation_benchmark_scores_the_fp32_and_bf16_notes_alike(tiny_lm_dir, tiny_encoder_dir,
+                                                                     capsys):
+    """--compare-bf16 on: both sets of notes judged by the scorer (fp32), beside the speed-up."""
+    code = cli.main(["bench", "generation", "--json", "--model", str(tiny_lm_dir), "--tasks", "3",
+                     "--batch-size", "3", "--max-new-tokens", "6", "--device", "cpu",
+                     "--skip-sequential", "--compare-bf16", "on",
+                     "--judge-encoder", str(tiny_encoder_dir)])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["judge_layer"] == 4  # the tiny encoder's last layer (< scoring's 9)
+    for name in ("fp32", "bf16"):
+        assert 0 < result[f"{name}_notes_anamnesis_precision"] <= 1
+        assert result[f"{name}_notes_mean_words"] > 0
+    assert 0 <= result["bf16_identical_notes"] <= 1 and result["bf16_speedup"] > 0
+
+
+def test_generation_benchmark_refuses_a_missing_judge_before_generating(tiny_lm_dir, tmp_path, capsys):
+    code = cli.main(["bench", "generation", "--json", "--model", str(tiny_lm_dir), "--tasks", "2",
+                     "--compare-bf16", "on", "--judge-encoder", str(tmp_path / "no-such-encoder")])
+    captured = capsys.readouterr()
+    assert code != 0 and captured.out == ""
+    assert "no-such-encoder" in captured.err and len(captured.err.strip().splitlines()) == 1
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
