@@ -67,6 +67,10 @@ def test_notebook_04_scores_the_store_and_records_metrics(tmp_path, tiny_encoder
     used = metrics["thresholds_used"]
     assert used["symptoms_recall"] == metrics["calibration"][0]["mapped_threshold"]
     assert record["models"]["bertscore_hash"].split("_L2_")[0].endswith("model")
+    # precision "auto" (the default) is recorded as what it resolved to, and the hash says it too
+    from medsyn_utils.score.scorer import resolve_precision
+    assert record["models"]["precision"] == resolve_precision("auto", "cpu")
+    assert record["models"]["bertscore_hash"].endswith("_bf16-mixed") == (record["models"]["precision"] == "bf16")
     assert record["parameters"]["layer"] == 2 and record["artefacts"]["scored.csv"]["rows"] == 5
     scored = pd.read_parquet(run / "scored.parquet")
     assert len(scored) == 5 and (run / "scored.csv").is_file()
