@@ -17,7 +17,7 @@ import types
 import typing
 from typing import Any, ClassVar, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from medsyn_utils.core.errors import ParameterError
 
@@ -44,6 +44,16 @@ def data_dir_field() -> Any:
     """The offline data mirror every stage may be given (``common.data_dir`` of a run)."""
     return field("", "offline data mirror laid out like shared/data; empty means "
                      "MEDSYN_DATA_DIR, else download with checksums")
+
+
+def zero_or_at_least(name: str, minimum: int, reason: str) -> Any:
+    """A validator for a count where 0 turns something off and 1..``minimum``-1 are too few
+    (``reason``: the one-line why, shown to the user)."""
+    def check(cls: Any, value: int) -> int:
+        if 0 < value < minimum:
+            raise ValueError(reason)
+        return value
+    return field_validator(name)(check)
 
 
 def seed_field(help: str = "random seed") -> Any:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import field_validator
 
-from medsyn_utils.core.config import StageConfig, data_dir_field, field, run_dir_field, seed_field
+from medsyn_utils.core.config import (StageConfig, data_dir_field, field, run_dir_field, seed_field,
+                                      zero_or_at_least)
 from medsyn_utils.downstream.report import MIN_BOOTSTRAP
 from medsyn_utils.score.filter import PAPER_THRESHOLDS
 
@@ -92,13 +92,9 @@ class DownstreamConfig(StageConfig):
     demo_rows: int = field(300, 'rows of the demo table (demo: true only)', ge=10)
     seed: int = seed_field('seed of the demo table and of the bootstrap')
 
-    @field_validator("bootstrap")
-    @classmethod
-    def _enough_resamples(cls, value: int) -> int:
-        if 0 < value < MIN_BOOTSTRAP:
-            raise ValueError(f"use 0 for no intervals or {MIN_BOOTSTRAP} or more resamples "
-                             f"(fewer give an unstable 95 % interval)")
-        return value
+    _enough_resamples = zero_or_at_least(
+        "bootstrap", MIN_BOOTSTRAP, f"use 0 for no intervals or {MIN_BOOTSTRAP} or more resamples "
+        f"(fewer give an unstable 95 % interval)")
 
 
 __all__ = ["DownstreamConfig"]

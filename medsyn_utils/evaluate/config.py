@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from medsyn_utils.core.config import StageConfig, data_dir_field, field, run_dir_field, seed_field
+from medsyn_utils.core.config import (StageConfig, data_dir_field, field, run_dir_field, seed_field,
+                                      zero_or_at_least)
 from medsyn_utils.evaluate.corpus import MIN_REFERENCE, REFERENCE_MAX
 from medsyn_utils.evaluate.faithfulness import DEFAULT_FUZZY, DEFAULT_SLACK, DEFAULT_THRESHOLD
 
@@ -56,10 +57,6 @@ class EvaluationConfig(StageConfig):
     seed: int = seed_field("seed of the bootstrap")
     show_notes: int = Field(3, ge=0, le=1000, description="notes shown highlighted in the notebook")
 
-    @field_validator("corpus_reference_max")
-    @classmethod
-    def _reference_large_enough(cls, value: int) -> int:
-        if 0 < value < MIN_REFERENCE:
-            raise ValueError(f"0 takes all real notes, else {MIN_REFERENCE} or more: the realism "
-                             f"reference and its held-out ceiling need 100 notes each")
-        return value
+    _reference_large_enough = zero_or_at_least(
+        "corpus_reference_max", MIN_REFERENCE, f"0 takes all real notes, else {MIN_REFERENCE} or "
+        f"more: the realism reference and its held-out ceiling need 100 notes each")
