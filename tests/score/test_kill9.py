@@ -93,18 +93,28 @@ def test_kill_9_at_random_moments_then_rerun_gives_the_same_table(tmp_path, tiny
     chunks = chunk_folder(out)
     rng = np.random.default_rng(24)
     seen: list[int] = []
-    scale = seconds  # kill moments are shares of an uninterrupted run, shortened when runs got faster
+    # Kill moments are drawn between two bounds that close in on the chunk-writing window (often
+    # the last tenth of a one-second run): a run that finished lowers the upper bound, a kill that
+    # found no chunk yet raises the lower one.
+    low, high = 0.05 * seconds, seconds
     for attempt in range(3 * KILLS):
         if len(seen) >= KILLS and max(seen) > 0:
             break
         pid = _spawn(argv(out))
-        time.sleep(rng.uniform(0.05, 1.0) * scale)
+        moment = rng.uniform(low, high)
+        time.sleep(moment)
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
-        if out.is_file():  # it finished before the kill: start over from nothing, kill sooner
+        finished = out.is_file()
+        if finished:  # it finished before the kill: start over from nothing, kill sooner
             out.unlink()
-            scale *= 0.7
-        seen.append(_check_chunks(chunks))
+            high = moment
+        count = _check_chunks(chunks)
+        if not finished and count == 0:  # too early: no chunk written yet, kill later
+            low = moment
+        if low >= high:  # the window moved (a shared machine): widen it again
+            low, high = 0.5 * low, 1.5 * high
+        seen.append(count)
     status, _ = _run(argv(out))
     assert status == 0
     assert not chunks.exists()  # the chunks (and any temporary file a kill left) are gone
