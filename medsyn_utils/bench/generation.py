@@ -214,13 +214,11 @@ def _judge(encoder: str, prompts: list, fp32_texts: dict[str, str],
     ``anamnesis_precision`` (fp32) of each note against the record its prompt starts with, as a
     style example, and the mean words per note."""
     import numpy as np
-    from transformers import AutoConfig
 
-    from medsyn_utils.score.encoders import DEFAULT_LAYER, resolve_encoder
+    from medsyn_utils.downstream.embedding import scoring_layer
     from medsyn_utils.score.scorer import NoteScorer
 
-    total = AutoConfig.from_pretrained(resolve_encoder(encoder).path).num_hidden_layers
-    scorer = NoteScorer(encoder, min(DEFAULT_LAYER, int(total)), precision="fp32", device="cpu")
+    scorer = NoteScorer(encoder, scoring_layer(encoder), precision="fp32", device="cpu")
     records = [p.text.split("\n\n")[0].removeprefix("Запись приёма:").strip() for p in prompts]
     out: dict[str, Any] = {"judge_encoder": scorer.info.name, "judge_layer": scorer.layer}
     for name, texts in (("fp32", fp32_texts), ("bf16", bf16_texts)):

@@ -138,7 +138,7 @@ class NoteScorer:
             encoder=encoder, layer=layer, idf=idf, device=device, batch_size=batch_size,
             max_batch_tokens=max_batch_tokens, windowed=windowed, window_stride=window_stride,
             pair_batch_size=pair_batch_size, precision=precision)
-        max_batch_tokens = max_batch_tokens or DEFAULT_BATCH_TOKENS.get(device.split(":")[0], 2048)
+        max_batch_tokens = max_batch_tokens or DEFAULT_BATCH_TOKENS.get(device.split(":")[0], DEFAULT_BATCH_TOKENS["cpu"])
         if batch_size < 1 or max_batch_tokens < 1 or pair_batch_size < 1:
             raise ParameterError(f"batch sizes must be >= 1 (batch_size={batch_size}, "
                                  f"max_batch_tokens={max_batch_tokens}, pair_batch_size={pair_batch_size})")
