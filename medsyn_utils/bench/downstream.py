@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from medsyn_utils.core.checks import SEED_MAX
+from medsyn_utils.score.encoders import EMBEDDED_E5
 
 
 # Options of `medsyn bench downstream` (flags, argparse keywords); cli/bench.py adds them.
@@ -34,7 +35,7 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--seed",), dict(type=int, default=0, help="which train notes are joined [0..]")),
     (("--classifiers",), dict(default="tfidf-logreg,tfidf-svm,e5-logreg",
                               help="comma-separated classifiers of the panel to time")),
-    (("--embedding-encoder",), dict(default="embedded:multilingual-e5-small",
+    (("--embedding-encoder",), dict(default=EMBEDDED_E5,
                                     help="e5-logreg: encoder folder or embedded:multilingual-e5-small")),
     (("--real-only",), dict(action="store_true",
                             help="only the real-only fits, not every setting and control of the panel")),
@@ -108,7 +109,7 @@ def _panel(kinds: list[str], options: dict[str, dict[str, Any]], real: dict[str,
         from medsyn_utils.downstream.embedding import embed
 
         start = time.perf_counter()
-        embed(list(synthetic["text"]), options["e5-logreg"].get("encoder", "embedded:multilingual-e5-small"))
+        embed(list(synthetic["text"]), options["e5-logreg"].get("encoder", EMBEDDED_E5))
         out["synthetic_embed_seconds"] = round(time.perf_counter() - start, 1)
     seconds, feature_cache = {}, {}
     for kind in kinds:

@@ -215,7 +215,7 @@ def _judge(encoder: str, prompts: list, fp32_texts: dict[str, str],
     style example, and the mean words per note."""
     import numpy as np
 
-    from medsyn_utils.downstream.embedding import scoring_layer
+    from medsyn_utils.score.embeddings import scoring_layer
     from medsyn_utils.score.scorer import NoteScorer
 
     scorer = NoteScorer(encoder, scoring_layer(encoder), precision="fp32", device="cpu")

@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 from medsyn_utils.core.config import (StageConfig, data_dir_field, field, run_dir_field, seed_field,
                                       zero_or_at_least)
 from medsyn_utils.downstream.report import MIN_BOOTSTRAP
+from medsyn_utils.score.encoders import EMBEDDED_E5
 from medsyn_utils.score.filter import PAPER_THRESHOLDS
 
 Classifier = Literal["tfidf-svm", "tfidf-logreg", "e5-logreg", "transformer"]
@@ -44,7 +45,7 @@ class DownstreamConfig(StageConfig):
     panel: list[Classifier] = field(["tfidf-logreg", "tfidf-svm", "e5-logreg"],
         'classifiers run beside the default for the verdict (each tuned on dev); empty: the '
         'default only')
-    embedding_encoder: str = field("embedded:multilingual-e5-small",
+    embedding_encoder: str = field(EMBEDDED_E5,
         'e5-logreg: encoder of its mean-pooled embeddings (local folder or '
         'embedded:multilingual-e5-small)')
     select: str = field("",

@@ -30,14 +30,12 @@ import numpy as np
 
 from medsyn_utils.core.errors import ModelError, ParameterError
 from medsyn_utils.downstream.base import CodeClassifier, check_training_labels
+from medsyn_utils.score.encoders import EMBEDDED_E5
 
-EMBEDDED_E5 = "embedded:multilingual-e5-small"
 DEFAULT_EMBEDDING_C = 0.03  # chosen on dev (tuning.PANEL_DEV), on standardised vectors
-PRECISION = "auto"  # scoring's default precision (bf16 on CPUs with it, else fp32): its cached vectors are found
 OPTIONS = ("encoder", "C", "layer", "max_iter")
 
 _CACHE: dict[tuple[str, int], dict[str, np.ndarray]] = {}
-_LAYERS: dict[str, int] = {}
 _LOCK = threading.Lock()
 
 
@@ -55,29 +53,11 @@ def threadpool_limits_one() -> Iterator[None]:
         yield
 
 
-def scoring_layer(encoder: str) -> int:
-    """The layer scoring uses for ``encoder`` (9), or the encoder's last when it has fewer."""
-    if encoder not in _LAYERS:
-        from transformers import AutoConfig
-
-        from medsyn_utils.score.encoders import DEFAULT_LAYER, resolve_encoder
-
-        path = resolve_encoder(encoder).path
-        try:
-            total = int(AutoConfig.from_pretrained(path).num_hidden_layers)
-        except (OSError, ValueError, AttributeError) as error:
-            raise ModelError(f"encoder {encoder!r} cannot be loaded from {path} "
-                             f"({type(error).__name__}): give a local model folder or "
-                             f"{EMBEDDED_E5!r}") from None
-        _LAYERS[encoder] = min(DEFAULT_LAYER, total)
-    return _LAYERS[encoder]
-
-
 def embed(texts: Sequence[str], encoder: str = EMBEDDED_E5, *, layer: int | None = None,
           cache_dir: str | None = None) -> np.ndarray:
     """Mean-pooled, L2-normalised vectors, one row per text (an empty text: zeros), from the
     embedding cache scoring fills (texts not in it are embedded once and added)."""
-    from medsyn_utils.score.embeddings import embed_texts
+    from medsyn_utils.score.embeddings import SCORING_PRECISION, embed_texts, scoring_layer
 
     texts = [str(t) for t in texts]
     layer = scoring_layer(encoder) if layer is None else int(layer)
@@ -86,7 +66,7 @@ def embed(texts: Sequence[str], encoder: str = EMBEDDED_E5, *, layer: int | None
         todo = list(dict.fromkeys(t for t in texts if t not in memo))
         if todo:
             vectors = np.nan_to_num(embed_texts(todo, encoder=encoder, layer=layer,
-                                                precision=PRECISION, cache_dir=cache_dir), nan=0.0)
+                                                precision=SCORING_PRECISION, cache_dir=cache_dir), nan=0.0)
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors = vectors / np.where(norms > 0, norms, 1.0)
             memo.update(zip(todo, vectors.astype(np.float32)))
@@ -142,10 +122,11 @@ class EmbeddingLogreg(CodeClassifier):
         return np.stack([-values, values], axis=1) if values.ndim == 1 else values
 
     def describe(self) -> dict[str, Any]:
-        from medsyn_utils.score.embeddings import embedding_scorer
+        from medsyn_utils.score.embeddings import SCORING_PRECISION, embedding_scorer, scoring_layer
 
         layer = scoring_layer(self.encoder) if self.layer is None else self.layer
-        precision = embedding_scorer(encoder=self.encoder, layer=layer, precision=PRECISION).precision
+        precision = embedding_scorer(encoder=self.encoder, layer=layer,
+                                     precision=SCORING_PRECISION).precision
         return {"name": self.name, "encoder": self.encoder, "precision": precision, "layer": layer,
                 "pooling": "mean of the token states, L2-normalised, standardised per fit",
                 "vectors": "score.embeddings.embed_texts (the embedding cache scoring fills)",

@@ -77,13 +77,15 @@ class EncoderVectors:
     kind = "e5"
 
     def __init__(self, encoder: str | None = None, layer: int | None = None, *,
-                 precision: str = "auto", cache_dir: str | Path | None = None,
+                 precision: str | None = None, cache_dir: str | Path | None = None,
                  device: str | None = None) -> None:
+        from medsyn_utils.score.embeddings import SCORING_PRECISION
         from medsyn_utils.score.encoders import DEFAULT_LAYER, EMBEDDED_E5
 
         self.encoder = encoder or EMBEDDED_E5
         self.layer = DEFAULT_LAYER if layer is None else layer
-        self.precision, self.cache_dir, self.device = precision, cache_dir, device
+        self.precision = SCORING_PRECISION if precision is None else precision
+        self.cache_dir, self.device = cache_dir, device
         self.texts = self.from_cache = self.embedded = 0
         self.seconds = 0.0
         self._scorer: Any = None

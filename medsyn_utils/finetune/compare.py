@@ -18,12 +18,13 @@ import pandas as pd
 
 from medsyn_utils.core.errors import ParameterError
 from medsyn_utils.generate.stage import generate_store
+from medsyn_utils.score.encoders import DEFAULT_LAYER, EMBEDDED_E5
+from medsyn_utils.score.filter import PAPER_THRESHOLDS
 from medsyn_utils.score.layout import read_scoring_input
 from medsyn_utils.score.scorer import NoteScorer
 from medsyn_utils.score.stage import score_table
 from medsyn_utils.tasks.build import build_task_table
 from medsyn_utils.tasks.table import write_task_table
-from medsyn_utils.score.filter import PAPER_THRESHOLDS
 
 HELD_OUT_SPLITS: tuple[str, ...] = ("dev",)  # style examples of the comparison tasks
 HELD_OUT_MIX: dict[str, float] = {"symptoms+example": 1.0}  # every task has a style example
@@ -54,7 +55,7 @@ def held_out_tasks(n_tasks: int, seed: int, training_visit_ids: Iterable[str],
 def compare_base_and_tuned(base_model: str, adapter_dir: str | Path, out_dir: str | Path, *,
                            training_visit_ids: Iterable[str], n_tasks: int = 4, seed: int = 1,
                            max_new_tokens: int = 64, batch_size: int = 4,
-                           encoder: str = "embedded:multilingual-e5-small", layer: int = 9,
+                           encoder: str = EMBEDDED_E5, layer: int = DEFAULT_LAYER,
                            thresholds: Mapping[str, float] = PAPER_THRESHOLDS,
                            device: str = "auto", task_options: dict[str, Any] | None = None
                            ) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from medsyn_utils.core.config import StageConfig, data_dir_field, field, run_dir_field, seed_field
+from medsyn_utils.score.encoders import DEFAULT_LAYER, EMBEDDED_E5
 
 
 class FinetuneConfig(StageConfig):
@@ -48,8 +49,8 @@ class FinetuneConfig(StageConfig):
     eval_tasks: int = field(4,
         'held-out tasks (dev-split style examples) generated with base and fine-tuned model (0 skips the comparison)', ge=0, le=10000)
     eval_max_new_tokens: int = field(48, 'new tokens per note in the comparison', ge=1, le=4096)
-    encoder: str = field("embedded:multilingual-e5-small", 'BERTScore encoder for the comparison')
-    encoder_layer: int = field(9, 'encoder layer for BERTScore', ge=1, le=48)
+    encoder: str = field(EMBEDDED_E5, 'BERTScore encoder for the comparison')
+    encoder_layer: int = field(DEFAULT_LAYER, 'encoder layer for BERTScore', ge=1, le=48)
     device: str = field("auto", 'auto, cpu or cuda')
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from medsyn_utils.core.config import StageConfig, data_dir_field, field, run_dir_field, seed_field
+from medsyn_utils.score.encoders import DEFAULT_LAYER, EMBEDDED_E5
 from medsyn_utils.score.filter import PAPER_THRESHOLDS
 
 
@@ -31,9 +32,9 @@ class ScoringConfig(StageConfig):
     demo: bool = field(False,
         'without generations.jsonl: True scores demo_size REAL train notes labelled DEMO DATA; False stops with an error naming the generation stage')
     demo_size: int = field(8, 'notes scored when demo is True', ge=1)
-    encoder: str = field("embedded:multilingual-e5-small",
+    encoder: str = field(EMBEDDED_E5,
         'BERTScore encoder: the embedded e5 (offline), a local folder or a hub id')
-    layer: int = field(9, 'encoder layer whose token states are compared', ge=1)
+    layer: int = field(DEFAULT_LAYER, 'encoder layer whose token states are compared', ge=1)
     idf: bool = field(False, 'bert-score idf weighting (off in the paper)')
     windowed: bool = field(False,
         'score texts over the encoder limit whole with overlapping windows instead of cutting them')

@@ -9,16 +9,39 @@ from typing import Any
 
 import numpy as np
 
-from medsyn_utils.core.errors import ParameterError
+from medsyn_utils.core.errors import ModelError, ParameterError
+from medsyn_utils.score.config import ScoringConfig
 from medsyn_utils.score.embedding_cache import cache_for
-from medsyn_utils.score.encoders import DEFAULT_LAYER, EMBEDDED_E5
+from medsyn_utils.score.encoders import DEFAULT_LAYER, EMBEDDED_E5, resolve_encoder
 from medsyn_utils.score.scorer import NoteScorer, text_of
 
+# Scoring's default precision, read from its config (the one source): vectors asked for in it
+# are the ones scoring cached (the evaluation's corpus vectors and e5-logreg ask for it).
+SCORING_PRECISION: str = ScoringConfig.model_fields["precision"].default
+
 _SCORERS: dict[tuple, Any] = {}
+_LAYERS: dict[str, int] = {}
+
+
+def scoring_layer(encoder: str) -> int:
+    """The layer scoring uses for ``encoder`` (:data:`DEFAULT_LAYER`), or the encoder's last when
+    it has fewer."""
+    if encoder not in _LAYERS:
+        from transformers import AutoConfig
+
+        path = resolve_encoder(encoder).path
+        try:
+            total = int(AutoConfig.from_pretrained(path).num_hidden_layers)
+        except (OSError, ValueError, AttributeError) as error:
+            raise ModelError(f"encoder {encoder!r} cannot be loaded from {path} "
+                             f"({type(error).__name__}): give a local model folder or "
+                             f"{EMBEDDED_E5!r}") from None
+        _LAYERS[encoder] = min(DEFAULT_LAYER, total)
+    return _LAYERS[encoder]
 
 
 def embedding_scorer(*, encoder: str = EMBEDDED_E5, layer: int = DEFAULT_LAYER,
-                     precision: str = "auto", device: str | None = None,
+                     precision: str = SCORING_PRECISION, device: str | None = None,
                      windowed: bool = False) -> NoteScorer:
     """The scorer :func:`embed_texts` embeds with (loaded once per setting): its ``hash`` keys the
     cache and its ``precision`` is what ``auto`` resolved to."""
@@ -30,7 +53,7 @@ def embedding_scorer(*, encoder: str = EMBEDDED_E5, layer: int = DEFAULT_LAYER,
 
 
 def embed_texts(texts: Sequence[str], *, encoder: str = EMBEDDED_E5, layer: int = DEFAULT_LAYER,
-                precision: str = "auto", cache_dir: str | Path | None = None,
+                precision: str = SCORING_PRECISION, cache_dir: str | Path | None = None,
                 device: str | None = None, windowed: bool = False) -> np.ndarray:
     """Mean-pooled note vectors (``len(texts)`` × hidden, float32) at ``layer`` of ``encoder``.
 

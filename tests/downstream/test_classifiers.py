@@ -138,7 +138,7 @@ def test_dev_search_ranks_candidates_and_options_pass_through(toy, monkeypatch):
 def test_embedding_classifier_same_interface_on_a_tiny_encoder(tiny_encoder_dir, toy, monkeypatch,
                                                                tmp_path):
     from medsyn_utils.downstream import embedding
-    from medsyn_utils.score.embeddings import embed_texts
+    from medsyn_utils.score.embeddings import SCORING_PRECISION, embed_texts
 
     monkeypatch.setenv("MEDSYN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(embedding, "_CACHE", {})
@@ -154,7 +154,7 @@ def test_embedding_classifier_same_interface_on_a_tiny_encoder(tiny_encoder_dir,
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert np.allclose(embedding.embed(texts[::-1], str(tiny_encoder_dir)), vectors[::-1])  # cached, same rows
     # known answer: scoring's pooled vectors (score.embeddings.embed_texts), L2-normalised
-    pooled = embed_texts(texts, encoder=str(tiny_encoder_dir), layer=4, precision=embedding.PRECISION)
+    pooled = embed_texts(texts, encoder=str(tiny_encoder_dir), layer=4, precision=SCORING_PRECISION)
     assert np.allclose(vectors, pooled / np.linalg.norm(pooled, axis=1, keepdims=True), atol=1e-6)
     # the same training set gives the same model: fitted once per setting, like the TF-IDF pair
     again = cl.make_classifier("e5-logreg", encoder=str(tiny_encoder_dir), C=100.0).fit(train["text"], train["code"])
@@ -173,11 +173,11 @@ def test_embedding_vectors_come_from_the_cache_scoring_fills(tiny_encoder_dir, m
     """A vector scoring stored is read, not recomputed: plant a known vector in the cache."""
     from medsyn_utils.downstream import embedding
     from medsyn_utils.score.embedding_cache import cache_for
-    from medsyn_utils.score.embeddings import embedding_scorer
+    from medsyn_utils.score.embeddings import SCORING_PRECISION, embedding_scorer
 
     monkeypatch.setenv("MEDSYN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(embedding, "_CACHE", {})
-    scorer = embedding_scorer(encoder=str(tiny_encoder_dir), layer=4, precision=embedding.PRECISION)
+    scorer = embedding_scorer(encoder=str(tiny_encoder_dir), layer=4, precision=SCORING_PRECISION)
     planted = np.zeros(scorer.model.config.hidden_size, dtype=np.float32)
     planted[:2] = (3.0, 4.0)
     cache_for(scorer).put({"заметка из кэша": planted})
