@@ -10,12 +10,12 @@ word association learned from train mark-up (:func:`key_association`: for each c
 name, how often a note's stem stood inside the marked span rather than outside it, pooled over the
 names with that word; the name's own words and stop words left out, so it only speaks for a
 paraphrase such as "лихорадка" for "температура", never for half of the name found elsewhere),
-and three features of the variant table learned from train mark-up (:func:`variant_table`: for each normalised name, the
-stem sets of the spans that state it in train visits): the best share of one such set found in the
-note, the train-weighted share of sets wholly found, and how many spans the name has. The model is
-trained once (about half a minute on 2 cores) and cached under the user cache, keyed by the
-mark-up's checksum, the feature version and names, the source of the feature code and the
-scikit-learn version.
+and three features of the variant table learned from train mark-up (:func:`variant_table`: for
+each normalised name, the stem sets of the spans that state it in train visits): the best share of
+one such set found in the note, the train-weighted share of sets wholly found, and how many spans
+the name has. The model is trained once (half a minute or less on 2 cores) and cached under the
+user cache, keyed by the mark-up's checksum, the feature version and names, the source of the
+feature code and the scikit-learn version.
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ from rapidfuzz import fuzz
 
 from medsyn_utils.evaluate.lexicon import Token, is_word, lexicon, similar_stem, tokens
 
-FEATURE_VERSION = "14"  # 5-13 were used by experiments of other branches (their pickles may be cached)
+FEATURE_VERSION = "14"  # 5-13: experiments of other branches (their pickles may sit in caches)
 FEATURES = ("window_share", "window_idf_share", "anywhere_share", "head_in_window",
             "missing_idf", "n_words", "stem4_share", "prefix3_share", "partial_ratio",
-            "occurrences", "association_best", "association_mean", "variant_best_share", "variant_covered", "variant_spans")
+            "occurrences", "association_best", "association_mean", "variant_best_share",
+            "variant_covered", "variant_spans")
 # the files whose code makes the features and trains the model: part of the cache key
 SOURCES = ("detector.py", "faithfulness.py", "lexicon.py", "negation.yaml")
 VariantTable = dict[str, dict[frozenset[str], int]]

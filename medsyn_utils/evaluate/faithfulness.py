@@ -420,7 +420,8 @@ def train_detector(seed: int = 0, folds: int = 5) -> Detector:
                 variant_table([names[i] for i in which], [removed[i] for i in which]))
 
     def rows(associated, table, which) -> np.ndarray:
-        return np.array([np.concatenate([base[i], association_features(associated, keys[i], stems[i]),
+        return np.array([np.concatenate([base[i],
+                                         association_features(associated, keys[i], stems[i]),
                                          variant_features(table, names[i], set(stems[i]))])
                          for i in which])
 
