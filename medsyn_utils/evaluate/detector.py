@@ -5,12 +5,17 @@ Features of a (note, symptom) pair: the best window's share of the name's conten
 share weighted by each word's idf in train complaints, the share found anywhere in the note,
 whether the head word is in the best window, the idf of the rarest word missing from it, the
 number of content words, the 4-letter stem share (the issue's baseline), a 3-letter prefix share,
-rapidfuzz's partial ratio of the name in the note, how often its words occur, and three features
-of the variant table learned from train mark-up (:func:`variant_table`: for each normalised name, the
-stem sets of the spans that state it in train visits): the best share of one such set found in the
-note, the train-weighted share of sets wholly found, and how many spans the name has. The model is
-trained once (about half a minute on 2 cores) and cached under the user cache, keyed by the
-mark-up's checksum, the feature version and names and the scikit-learn version.
+rapidfuzz's partial ratio of the name in the note, how often its words occur, two features of the
+word association learned from train mark-up (:func:`key_association`: for each content word of a
+name, how often a note's stem stood inside the marked span rather than outside it, pooled over the
+names with that word; the name's own words and stop words left out, so it only speaks for a
+paraphrase such as "лихорадка" for "температура", never for half of the name found elsewhere),
+and three features of the variant table learned from train mark-up (:func:`variant_table`: for
+each normalised name, the stem sets of the spans that state it in train visits): the best share of
+one such set found in the note, the train-weighted share of sets wholly found, and how many spans
+the name has. The model is trained once (half a minute or less on 2 cores) and cached under the
+user cache, keyed by the mark-up's checksum, the feature version and names, the source of the
+feature code and the scikit-learn version.
 """
 
 from __future__ import annotations
@@ -20,18 +25,24 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 from rapidfuzz import fuzz
 
-from medsyn_utils.evaluate.lexicon import Token, is_word, similar_stem, tokens
+from medsyn_utils.evaluate.lexicon import Token, is_word, lexicon, similar_stem, tokens
 
-FEATURE_VERSION = "4"
+FEATURE_VERSION = "14"  # 5-13: experiments of other branches (their pickles may sit in caches)
 FEATURES = ("window_share", "window_idf_share", "anywhere_share", "head_in_window",
             "missing_idf", "n_words", "stem4_share", "prefix3_share", "partial_ratio",
-            "occurrences", "variant_best_share", "variant_covered", "variant_spans")
+            "occurrences", "association_best", "association_mean", "variant_best_share",
+            "variant_covered", "variant_spans")
+# the files whose code makes the features and trains the model: part of the cache key
+SOURCES = ("detector.py", "faithfulness.py", "lexicon.py", "negation.yaml")
 VariantTable = dict[str, dict[frozenset[str], int]]
+Association = dict[str, dict[str, float]]  # name's content-word stem -> note stem -> in-span rate
+ASSOCIATION_PRIOR = 2.0  # pseudo-count of "outside the span" (a stem seen once in a span: 1/3)
 
 
 @dataclass
@@ -42,6 +53,7 @@ class Detector:
     n_docs: int
     train_report: dict[str, float]
     variants: VariantTable = field(default_factory=dict)  # learned from train mark-up spans
+    association: Association = field(default_factory=dict)  # learned from train mark-up spans
 
     def weight(self, stem: str) -> float:
         return self.idf.get(stem, math.log(self.n_docs + 1))
@@ -93,10 +105,12 @@ def cache_key() -> str:
     from medsyn_utils.core.corpus import MARKUP_FILE
     from medsyn_utils.core.data import checksums
 
-    # the feature names too: an experiment that kept the version but changed the features must
-    # not load another's pickle
+    # the feature names and the code that makes the features too: experiments of other branches
+    # kept a version number and the names with other features, and their pickles were loaded
     digest = hashlib.sha256(f"{FEATURE_VERSION}|{','.join(FEATURES)}|{sklearn.__version__}".encode())
     digest.update(str(checksums([MARKUP_FILE])).encode())
+    for source in SOURCES:
+        digest.update(Path(__file__).with_name(source).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -122,3 +136,44 @@ def variant_features(table: VariantTable, name: str, note_stems: set[str]) -> li
     best = max(len(stems & note_stems) / len(stems) for stems in sets)
     covered = sum(c for stems, c in sets.items() if stems <= note_stems) / total
     return [best, covered, math.log1p(total)]
+
+
+def _others(keys_list: Iterable[Iterable[str]], note_stems: Iterable[str]) -> set[str]:
+    """The note's stems that are neither stop words nor a word of the name (any variant)."""
+    keys = {k for keys in keys_list for k in keys}
+    stop = lexicon().stopwords
+    return {s for s in note_stems
+            if s not in stop and not any(similar_stem(k, s, 88.0) for k in keys)}
+
+
+def key_association(keys_lists: Iterable[Iterable[Iterable[str]]], spans: Iterable[frozenset[str]],
+                    note_stems: Iterable[Iterable[str]]) -> Association:
+    """For each content-word stem ``k`` of the names of positive train pairs and each other stem
+    ``s`` of their notes: (times ``s`` was inside the marked span) / (times in the note + prior),
+    pooled over the names sharing ``k``. The name's own words are left out: they are the match
+    features' business, and counted here "кожа" of "Кожа чистая" spoke for "кожа, сухая"."""
+    inside: dict[str, Counter[str]] = {}
+    seen: dict[str, Counter[str]] = {}
+    for keys_list, span, stems in zip(keys_lists, spans, note_stems):
+        keys_list = [tuple(keys) for keys in keys_list]
+        others = _others(keys_list, stems)
+        for key in {k for keys in keys_list for k in keys}:
+            seen.setdefault(key, Counter()).update(others)
+            inside.setdefault(key, Counter()).update(others & span)
+    return {k: {s: c / (seen[k][s] + ASSOCIATION_PRIOR) for s, c in found.items()}
+            for k, found in inside.items() if found}
+
+
+def association_features(table: Association, keys_list: Iterable[Iterable[str]],
+                         note_stems: Iterable[str]) -> list[float]:
+    """Per content word of the name, its best-associated other stem of the note: the best over
+    the words, and the best variant's mean over its words; zeros where nothing is associated."""
+    keys_list = [tuple(keys) for keys in keys_list]
+    others = _others(keys_list, note_stems)
+    best, mean = 0.0, 0.0
+    for keys in keys_list:
+        per = [max((row.get(s, 0.0) for s in others), default=0.0)
+               for row in (table.get(k, {}) for k in keys)]
+        if per:
+            best, mean = max(best, max(per)), max(mean, float(np.mean(per)))
+    return [best, mean]

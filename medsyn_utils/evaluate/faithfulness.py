@@ -25,8 +25,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from medsyn_utils.core.errors import ParameterError
-from medsyn_utils.evaluate.detector import Detector, cache_key, features, idf_table, \
-    variant_features, variant_table
+from medsyn_utils.evaluate.detector import Detector, association_features, cache_key, features, \
+    idf_table, key_association, variant_features, variant_table
 from medsyn_utils.evaluate.lexicon import Token, content_words, is_adjective, is_word, lexicon, \
     normal, similar_stem, tokens
 
@@ -260,8 +260,10 @@ class SymptomMatcher:
         keys_list = variants(name)
         hits = [_hits(keys, note_tokens, self.slack, self.fuzzy) for keys in keys_list]
         stems = {t.stem for t in note_tokens if is_word(t)}
-        row = np.append(features(name, keys_list, note, note_tokens, hits, detector.weight),
-                        variant_features(getattr(detector, "variants", {}), name, stems))
+        row = np.concatenate([
+            features(name, keys_list, note, note_tokens, hits, detector.weight),
+            association_features(getattr(detector, "association", {}), keys_list, stems),
+            variant_features(getattr(detector, "variants", {}), name, stems)])
         return row, [hit for windows in hits for hit in windows]
 
     def _decide(self, name: str, hits: list[_Hit], chance: float, threshold: float,
@@ -386,9 +388,9 @@ def symptom_coverage(note: str, symptoms: list[str]) -> float:
 # ------------------------------------------------------------------ the learned detector
 
 def train_detector(seed: int = 0, folds: int = 5) -> Detector:
-    """Fit the detector on gold pairs of train visits. The variant-table features of a train pair
-    come from a table learned on the other folds' visits (so a pair never sees its own span); the
-    threshold is the best F1 of those folds' out-of-fold chances; the kept table is all of train."""
+    """Fit the detector on gold pairs of train visits. The association and variant-table features
+    of a train pair come from the other folds' visits (a pair never sees its own span); the
+    threshold is the best F1 of those folds' out-of-fold chances; the kept tables are all of train."""
     from collections import Counter
 
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -402,31 +404,39 @@ def train_detector(seed: int = 0, folds: int = 5) -> Detector:
     pairs = pairs[pairs["split"] == "train"].reset_index(drop=True)
     matcher = SymptomMatcher(detector="rule", unrequested=False)
     texts, names = list(pairs["text"]), list(pairs["symptom"])
+    keys = [variants(s) for s in names]
     toks = [tokens(t) for t in texts]
-    base = [matcher.pair_features(s, t, k, detector)[0][:-3] for t, s, k in zip(texts, names, toks)]
+    base = [matcher.pair_features(s, t, k, detector)[0][:-5] for t, s, k in zip(texts, names, toks)]
     stems = [Counter(t.stem for t in k if is_word(t)) for k in toks]
     # gold_pairs writes each visit's positive, then its negative: the span is what was removed
     removed = [frozenset((stems[i] - stems[i + 1]) if pairs["label"][i] == 1 else ())
                for i in range(len(pairs) - 1)] + [frozenset()]
     y, groups = pairs["label"].to_numpy(), pairs["idx"].to_numpy()
 
-    def rows(table, which) -> np.ndarray:
-        return np.array([np.append(base[i], variant_features(table, names[i], set(stems[i])))
+    def tables(which) -> tuple[dict, dict]:
+        positive = [i for i in which if y[i] == 1]
+        return (key_association([keys[i] for i in positive], [removed[i] for i in positive],
+                                [stems[i] for i in positive]),
+                variant_table([names[i] for i in which], [removed[i] for i in which]))
+
+    def rows(associated, table, which) -> np.ndarray:
+        return np.array([np.concatenate([base[i],
+                                         association_features(associated, keys[i], stems[i]),
+                                         variant_features(table, names[i], set(stems[i]))])
                          for i in which])
 
     def fit(x, labels):
         return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05,
                                               random_state=seed).fit(x, labels)
 
-    x = np.zeros((len(pairs), len(base[0]) + 3))
+    x = np.zeros((len(pairs), len(base[0]) + 5))
     chances = np.zeros(len(pairs))
     for fit_rows, out in GroupKFold(folds).split(x, y, groups):
-        x[out] = rows(variant_table([names[i] for i in fit_rows], [removed[i] for i in fit_rows]),
-                      out)
-    # every pair also once with its name unknown to the table, so a name the mark-up never states
-    # (most of the graph's) is judged by the match features alone
+        x[out] = rows(*tables(fit_rows), out)
+    # every pair also once with the learned tables' features zeroed, so a name the mark-up never
+    # states (most of the graph's) is judged by the match features too
     unseen = x.copy()
-    unseen[:, -3:] = 0.0
+    unseen[:, -5:] = 0.0
     unseen_chances = np.zeros(len(pairs))
     for fit_rows, out in GroupKFold(folds).split(x, y, groups):
         model = fit(np.vstack([x[fit_rows], unseen[fit_rows]]), np.tile(y[fit_rows], 2))
@@ -435,7 +445,7 @@ def train_detector(seed: int = 0, folds: int = 5) -> Detector:
     chosen = best_threshold(chances, y)
     detector.model = fit(np.vstack([x, unseen]), np.tile(y, 2))
     detector.threshold = float(chosen.threshold)
-    detector.variants = variant_table(names, removed)
+    detector.association, detector.variants = tables(range(len(pairs)))
     detector.train_report = chosen.as_dict() | {
         "pairs": int(len(y)), "out_of_fold": folds,
         "unseen_names_f1": round(float(detection(unseen_chances, y, chosen.threshold).f1), 4)}

@@ -115,3 +115,28 @@ def test_a_span_learned_from_train_mark_up_is_a_variant_of_the_name(data_dir):
     note = "Жалобы на " + " ".join(sorted(stems)) + "."
     row, _ = matcher.pair_features(name, note, tokens(note), detector)
     assert row[-3] == 1.0 and row[-1] > 0
+
+
+def test_word_association_leaves_out_the_names_own_words_and_stop_words():
+    from medsyn_utils.evaluate.detector import association_features, key_association
+    from medsyn_utils.evaluate.faithfulness import variants
+    from medsyn_utils.evaluate.lexicon import content_words
+
+    (fever,) = content_words("лихорадка")
+    (temperature,) = content_words("температура")
+    (cough,) = content_words("кашель")
+    skin, dry = content_words("кожа сухая")
+    # two train visits mark "лихорадка" (and a stop word) for "температура"; one also states
+    # "температура" and "кашель" outside the span; "кожа, сухая" marks its own words
+    table = key_association(
+        [variants("температура"), variants("температура"), variants("кожа, сухая")],
+        [frozenset({fever, "в"}), frozenset({fever}), frozenset({skin, dry})],
+        [{fever, "в", cough}, {fever, temperature, cough}, {skin, dry, cough}])
+    assert table == {temperature: {fever: pytest.approx(2 / 4)}}  # 2 in spans / (2 notes + 2)
+    assert association_features(table, variants("температура"), {fever, cough}) == \
+        [pytest.approx(0.5), pytest.approx(0.5)]
+    # a name's own word never speaks for it, even where the table had learned it
+    own = {skin: {skin: 1.0}, dry: {dry: 1.0, fever: 0.25}}
+    assert association_features(own, variants("кожа, сухая"), {skin, "чист"}) == [0.0, 0.0]
+    assert association_features(own, variants("кожа, сухая"), {skin, fever}) == \
+        [0.25, pytest.approx(0.125)]  # best word, mean over the name's two words
