@@ -42,7 +42,7 @@ class ScoringConfig(StageConfig):
     device: str = field("", 'cpu, cuda or cuda:N; empty takes cuda where available')
     precision: Literal["fp32", "bf16", "int8", "int8-attention", "fp16", "auto"] = field("auto",
         'encoder precision: auto (default: bf16 on a CPU with AVX512-BF16/AMX, else fp32), fp32 '
-        "(bert-score's own numbers), bf16 (mixed: 2.3-2.5x fp32 on CPU, 100 % of filter decisions "
+        "(bert-score's own numbers), bf16 (mixed: 1.9-2.5x fp32 on CPU, 100 % of filter decisions "
         'as fp32 on 600 notes), int8 or int8-attention (CPU, faster, less exact), fp16 (CUDA)')
     chunk_rows: int = field(256, 'notes per resumable chunk', ge=1)
     engine: Literal['local', 'ray'] = field("local",
