@@ -18,7 +18,7 @@ from medsyn_utils.core.checks import SEED_MAX
 from medsyn_utils.core.corpus import load_markup, load_rumedtop3
 from medsyn_utils.core.errors import ParameterError
 from medsyn_utils.evaluate.config import EvaluationConfig
-from medsyn_utils.evaluate.corpus import corpus_summary, real_reference
+from medsyn_utils.evaluate.corpus import REFERENCE_MAX, corpus_summary, real_reference
 from medsyn_utils.evaluate.faithfulness import SymptomMatcher
 from medsyn_utils.evaluate.stage import CHUNK
 from medsyn_utils.evaluate.vectors import KINDS as VECTOR_KINDS, HashedVectors
@@ -43,11 +43,10 @@ RANGES = {"notes": dict(low=1, integer=True), "seed": dict(low=0, high=SEED_MAX,
 
 
 def run(args) -> dict[str, Any]:
-    from medsyn_utils.evaluate.corpus import MIN_REFERENCE
-
-    if 0 < args.corpus_reference_max < MIN_REFERENCE:  # before any model loads
-        raise ParameterError(f"--corpus-reference-max {args.corpus_reference_max}: use 0 (all real "
-                             f"notes) or at least {MIN_REFERENCE}")
+    # the stage's own rule, before any model loads
+    problems = EvaluationConfig.problems({"corpus_reference_max": args.corpus_reference_max})
+    if problems:
+        raise ParameterError(f"--corpus-reference-max {args.corpus_reference_max}: {problems[0]}")
     rng = np.random.default_rng(args.seed)
     visits = load_rumedtop3("train")
     markup = load_markup().dropna(subset=["symptom"])
@@ -114,7 +113,7 @@ def bench_notes(n_notes: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd
 
 
 def bench_corpus(n_notes: int, seed: int, embed: Callable[[list[str]], np.ndarray] | None = None,
-                 reference_max: int = 0) -> dict:
+                 reference_max: int = REFERENCE_MAX) -> dict:
     """Time ``evaluate.corpus.corpus_summary`` on ``n_notes`` benchmark notes: wall and CPU
     seconds and notes/s per part (embed, realism, diversity, privacy, fairness), the reference
     sizes and the vectors' record

@@ -72,13 +72,14 @@ RANGES: dict[str, dict[str, Any]] = {
 }
 
 
+def bench_record(i: int) -> str:
+    """The ``i``-th prompt's record: one to three sentences of the tiny corpus."""
+    return " ".join(SENTENCES[(i + j) % len(SENTENCES)] for j in range(1 + i % 3))
+
+
 def bench_prompts(n: int) -> list[str]:
     """``n`` Russian completion prompts of varied length (a note, then the start of another)."""
-    prompts = []
-    for i in range(n):
-        body = " ".join(SENTENCES[(i + j) % len(SENTENCES)] for j in range(1 + i % 3))
-        prompts.append(f"Запись приёма: {body}\n\nЗапись приёма: Жалобы на")
-    return prompts
+    return [f"Запись приёма: {bench_record(i)}\n\nЗапись приёма: Жалобы на" for i in range(n)]
 
 
 def run(args: Any) -> dict[str, Any]:
@@ -219,7 +220,7 @@ def _judge(encoder: str, prompts: list, fp32_texts: dict[str, str],
     from medsyn_utils.score.scorer import NoteScorer
 
     scorer = NoteScorer(encoder, scoring_layer(encoder), precision="fp32", device="cpu")
-    records = [p.text.split("\n\n")[0].removeprefix("Запись приёма:").strip() for p in prompts]
+    records = [bench_record(i) for i in range(len(prompts))]  # prompts[i] starts with it
     out: dict[str, Any] = {"judge_encoder": scorer.info.name, "judge_layer": scorer.layer}
     for name, texts in (("fp32", fp32_texts), ("bf16", bf16_texts)):
         notes = [texts[p.task_id] for p in prompts]

@@ -118,7 +118,7 @@ class TfidfLinear(CodeClassifier):
                  word_ngrams: Sequence[int] = DEFAULT_TFIDF["word_ngrams"],
                  char_ngrams: Sequence[int] | None = DEFAULT_TFIDF["char_ngrams"],
                  min_df: int = DEFAULT_TFIDF["min_df"], max_features: int | None = None,
-                 max_iter: int = 1000, solver: str = "lbfgs", seed: int = 0) -> None:
+                 max_iter: int = 1000, solver: str = DEFAULT_LOGREG_SOLVER, seed: int = 0) -> None:
         if estimator not in ("svm", "logreg"):
             raise ParameterError(f"estimator={estimator!r} is unknown: use svm or logreg")
         if not (isinstance(C, (int, float)) and math.isfinite(C) and C > 0):

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-
 from medsyn_utils.core.config import (StageConfig, data_dir_field, field, run_dir_field, seed_field,
                                       zero_or_at_least)
+from medsyn_utils.downstream.classifiers import (CLASSIFIERS, DEFAULT_C, DEFAULT_LOGREG_C,
+                                                 DEFAULT_LOGREG_SOLVER, LOGREG_SOLVERS, PANEL)
+from medsyn_utils.downstream.embedding import DEFAULT_EMBEDDING_C
 from medsyn_utils.downstream.report import MIN_BOOTSTRAP
 from medsyn_utils.score.encoders import EMBEDDED_E5
 from medsyn_utils.score.filter import PAPER_THRESHOLDS
 
-Classifier = Literal["tfidf-svm", "tfidf-logreg", "e5-logreg", "transformer"]
+Classifier = Literal[CLASSIFIERS]
 
 
 class DownstreamConfig(StageConfig):
@@ -39,10 +41,10 @@ class DownstreamConfig(StageConfig):
     example_sources: list[str] = field([], 'example_source values to use; empty means all')
     by_group: bool = field(True,
         'also run each model × prior separately (rows of reproduction.md)')
-    classifier: Classifier = field("tfidf-logreg",
+    classifier: Classifier = field(PANEL[0],
         'default classifier (top-level numbers, figures): the dev winner of the panel (README, '
         'downstream section)')
-    panel: list[Classifier] = field(["tfidf-logreg", "tfidf-svm", "e5-logreg"],
+    panel: list[Classifier] = field(list(PANEL),
         'classifiers run beside the default for the verdict (each tuned on dev); empty: the '
         'default only')
     embedding_encoder: str = field(EMBEDDED_E5,
@@ -56,8 +58,9 @@ class DownstreamConfig(StageConfig):
         'rerun the dev search of the default classifier and use its winner (tfidf-svm: C, '
         'min_df, character n-grams; tfidf-logreg, e5-logreg: C)')
     C: float = field(0.0, "regularisation of the default classifier; 0 means its dev-tuned value "
-                     "(tfidf-logreg 10, tfidf-svm 0.3, e5-logreg 0.03)", ge=0)
-    logreg_solver: Literal["sgd", "lbfgs"] = field("sgd",
+                     f"(tfidf-logreg {DEFAULT_LOGREG_C:g}, tfidf-svm {DEFAULT_C:g}, e5-logreg "
+                     f"{DEFAULT_EMBEDDING_C:g})", ge=0)
+    logreg_solver: Literal[LOGREG_SOLVERS] = field(DEFAULT_LOGREG_SOLVER,
         'tfidf-logreg: sgd (one-vs-rest log loss, seconds per fit) or lbfgs (multinomial, '
         '5-10 times slower)')
     min_df: int = field(2,

@@ -14,6 +14,7 @@ from medsyn_utils.core.config import (StageConfig, data_dir_field, field, run_di
                                       zero_or_at_least)
 from medsyn_utils.evaluate.corpus import MIN_REFERENCE, REFERENCE_MAX
 from medsyn_utils.evaluate.faithfulness import DEFAULT_FUZZY, DEFAULT_SLACK, DEFAULT_THRESHOLD
+from medsyn_utils.evaluate.vectors import KINDS as VECTOR_KINDS
 
 
 class EvaluationConfig(StageConfig):
@@ -44,7 +45,7 @@ class EvaluationConfig(StageConfig):
                          "diversity, privacy, fairness) against real notes of the mirror")
     corpus_reference: Literal["full", "complaints"] = Field(
         "full", description="real notes the corpus metrics compare with: full notes or complaints")
-    corpus_embed: Literal["e5", "hashed"] = Field(
+    corpus_embed: Literal[VECTOR_KINDS] = Field(
         "e5", description="text vectors of the corpus metrics: the packaged e5 encoder scoring "
         "uses, read from the embedding cache scoring fills (real notes embedded once per user "
         "cache), or hashed character 3-grams (seconds; surface similarity only, for quick runs)")

@@ -163,7 +163,7 @@ class _Timer:
 def corpus_summary(notes: pd.DataFrame, real_train: pd.DataFrame, real_heldout: pd.DataFrame, *,
                    embed: Embed, out_dir: Path | None, seed: int,
                    group_columns: Sequence[str] = ("generation_model", "prior"),
-                   per_note: pd.DataFrame | None = None, reference_max: int = 0) -> dict:
+                   per_note: pd.DataFrame | None = None, reference_max: int = REFERENCE_MAX) -> dict:
     """Corpus metrics per group of ``group_columns`` (default model × prior), JSON-ready, plus
     ``"per_note"``: a DataFrame of :data:`PER_NOTE_COLUMNS` keyed by ``idx`` for the stage to merge
     into evaluation.parquet (pop it before writing JSON). ``per_note``: optional per-note measures

@@ -11,6 +11,7 @@ from typing import ClassVar, Literal
 from medsyn_utils.core.config import StageConfig, data_dir_field, field, run_dir_field, seed_field
 from medsyn_utils.score.encoders import DEFAULT_LAYER, EMBEDDED_E5
 from medsyn_utils.score.filter import PAPER_THRESHOLDS
+from medsyn_utils.score.scorer import PRECISIONS
 
 
 class ScoringConfig(StageConfig):
@@ -40,7 +41,7 @@ class ScoringConfig(StageConfig):
         'score texts over the encoder limit whole with overlapping windows instead of cutting them')
     batch_size: int = field(64, 'texts per forward pass', ge=1)
     device: str = field("", 'cpu, cuda or cuda:N; empty takes cuda where available')
-    precision: Literal["fp32", "bf16", "int8", "int8-attention", "fp16", "auto"] = field("auto",
+    precision: Literal[PRECISIONS] = field("auto",
         'encoder precision: auto (default: bf16 on a CPU with AVX512-BF16/AMX, else fp32), fp32 '
         "(bert-score's own numbers), bf16 (mixed: 1.9-2.5x fp32 on CPU, 100 % of filter decisions "
         'as fp32 on 600 notes), int8 or int8-attention (CPU, faster, less exact), fp16 (CUDA)')
