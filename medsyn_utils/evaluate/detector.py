@@ -33,7 +33,7 @@ from rapidfuzz import fuzz
 
 from medsyn_utils.evaluate.lexicon import Token, is_word, lexicon, similar_stem, tokens
 
-FEATURE_VERSION = "14"  # 5-13: experiments of other branches (their pickles may sit in caches)
+FEATURE_VERSION = "15"  # 5-13: experiments of other branches (their pickles may sit in caches)
 FEATURES = ("window_share", "window_idf_share", "anywhere_share", "head_in_window",
             "missing_idf", "n_words", "stem4_share", "prefix3_share", "partial_ratio",
             "occurrences", "association_best", "association_mean", "variant_best_share",
@@ -43,6 +43,18 @@ SOURCES = ("detector.py", "faithfulness.py", "lexicon.py", "negation.yaml")
 VariantTable = dict[str, dict[frozenset[str], int]]
 Association = dict[str, dict[str, float]]  # name's content-word stem -> note stem -> in-span rate
 ASSOCIATION_PRIOR = 2.0  # pseudo-count of "outside the span" (a stem seen once in a span: 1/3)
+
+
+@dataclass
+class FoldEnsemble:
+    """The fold models of cross-validation, their chances averaged. The cut is chosen on these
+    very models' out-of-fold chances, so it fits their calibration (a refit on all train pairs is
+    surer of itself than its folds were, and its best cut lies elsewhere)."""
+
+    models: list[Any]
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return np.mean([model.predict_proba(x) for model in self.models], axis=0)
 
 
 @dataclass
@@ -114,28 +126,43 @@ def cache_key() -> str:
     return digest.hexdigest()[:16]
 
 
-def variant_table(names: Iterable[str], spans: Iterable[frozenset[str]]) -> VariantTable:
+def variant_table(names: Iterable[str], keys_lists: Iterable[Iterable[Iterable[str]]],
+                  spans: Iterable[frozenset[str]]) -> VariantTable:
     """Normalised symptom name -> {stem set of a marked span: how many train spans have it}.
-    A one-word span of a name of several words is left out: "сух" alone would let "кашель сухой"
-    state "кожа, сухая"."""
+
+    A one-word span of a name of several words is kept unless its word is a modifier of the name
+    (a word of it other than the first: "сух" of "кожа, сухая" would let "кашель сухой" state dry
+    skin); :func:`variant_features` counts such spans only in ``variant_covered``."""
     table: VariantTable = {}
-    for name, stems in zip(names, spans):
-        if len(stems) > 1 or (stems and len(name.replace(",", " ").split()) == 1):
-            counts = table.setdefault(name.strip().lower(), {})
-            counts[stems] = counts.get(stems, 0) + 1
+    for name, keys_list, stems in zip(names, keys_lists, spans):
+        if not stems:
+            continue
+        if len(stems) == 1 and _several_words(name):
+            (stem,) = stems
+            if any(similar_stem(k, stem, 88.0) for keys in keys_list for k in tuple(keys)[1:]):
+                continue
+        counts = table.setdefault(name.strip().lower(), {})
+        counts[stems] = counts.get(stems, 0) + 1
     return table
 
 
+def _several_words(name: str) -> bool:
+    return len(name.replace(",", " ").split()) > 1
+
+
 def variant_features(table: VariantTable, name: str, note_stems: set[str]) -> list[float]:
-    """Best share of one span's stems found in the note, the span-weighted share of spans wholly
-    found, and log(1 + spans) of the name; zeros for a name the train mark-up never states."""
+    """Best share of one span's stems found in the note (spans of one word of a name of several
+    left out: one word would be all of it), the train-weighted share of spans wholly found (every
+    span: "припухлость" alone states "пастозность лица" in 18 train visits), and log(1 + spans)
+    of the former; zeros for a name the train mark-up never states."""
     sets = table.get(name.strip().lower())
     if not sets:
         return [0.0, 0.0, 0.0]
-    total = sum(sets.values())
-    best = max(len(stems & note_stems) / len(stems) for stems in sets)
-    covered = sum(c for stems, c in sets.items() if stems <= note_stems) / total
-    return [best, covered, math.log1p(total)]
+    several = _several_words(name)
+    whole = {stems: c for stems, c in sets.items() if len(stems) > 1 or not several}
+    best = max((len(stems & note_stems) / len(stems) for stems in whole), default=0.0)
+    covered = sum(c for stems, c in sets.items() if stems <= note_stems) / sum(sets.values())
+    return [best, covered, math.log1p(sum(whole.values()))]
 
 
 def _others(keys_list: Iterable[Iterable[str]], note_stems: Iterable[str]) -> set[str]:

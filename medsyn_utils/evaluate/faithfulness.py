@@ -25,8 +25,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from medsyn_utils.core.errors import ParameterError
-from medsyn_utils.evaluate.detector import Detector, association_features, cache_key, features, \
-    idf_table, key_association, variant_features, variant_table
+from medsyn_utils.evaluate.detector import Detector, FoldEnsemble, association_features, \
+    cache_key, features, idf_table, key_association, variant_features, variant_table
 from medsyn_utils.evaluate.lexicon import Token, content_words, is_adjective, is_word, lexicon, \
     normal, similar_stem, tokens
 
@@ -387,16 +387,18 @@ def symptom_coverage(note: str, symptoms: list[str]) -> float:
 
 # ------------------------------------------------------------------ the learned detector
 
-def train_detector(seed: int = 0, folds: int = 5) -> Detector:
-    """Fit the detector on gold pairs of train visits. The association and variant-table features
-    of a train pair come from the other folds' visits (a pair never sees its own span); the
-    threshold is the best F1 of those folds' out-of-fold chances; the kept tables are all of train."""
+def train_detector(seed: int = 0, folds: int = 5, repeats: int = 4) -> Detector:
+    """Fit the detector on gold pairs of train visits: one model per fold of visits, for
+    ``repeats`` assignments of the visits to folds, all averaged (:class:`FoldEnsemble`). The
+    association and variant-table features of a train pair come from the other folds' visits (a
+    pair never sees its own span); the cut is the middle of the F1 plateau of the out-of-fold
+    chances (averaged over the assignments); the kept tables are all of train."""
     from collections import Counter
 
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import GroupKFold
 
-    from medsyn_utils.evaluate.gold import best_threshold, detection, gold_pairs
+    from medsyn_utils.evaluate.gold import detection, gold_pairs, plateau_threshold
 
     idf, n = idf_table()
     detector = Detector(None, 0.5, idf, n, {})
@@ -417,7 +419,8 @@ def train_detector(seed: int = 0, folds: int = 5) -> Detector:
         positive = [i for i in which if y[i] == 1]
         return (key_association([keys[i] for i in positive], [removed[i] for i in positive],
                                 [stems[i] for i in positive]),
-                variant_table([names[i] for i in which], [removed[i] for i in which]))
+                variant_table([names[i] for i in which], [keys[i] for i in which],
+                              [removed[i] for i in which]))
 
     def rows(associated, table, which) -> np.ndarray:
         return np.array([np.concatenate([base[i],
@@ -426,28 +429,41 @@ def train_detector(seed: int = 0, folds: int = 5) -> Detector:
                          for i in which])
 
     def fit(x, labels):
-        return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05,
+        return HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05,
                                               random_state=seed).fit(x, labels)
 
-    x = np.zeros((len(pairs), len(base[0]) + 5))
-    chances = np.zeros(len(pairs))
-    for fit_rows, out in GroupKFold(folds).split(x, y, groups):
-        x[out] = rows(*tables(fit_rows), out)
-    # every pair also once with the learned tables' features zeroed, so a name the mark-up never
-    # states (most of the graph's) is judged by the match features too
-    unseen = x.copy()
-    unseen[:, -5:] = 0.0
-    unseen_chances = np.zeros(len(pairs))
-    for fit_rows, out in GroupKFold(folds).split(x, y, groups):
-        model = fit(np.vstack([x[fit_rows], unseen[fit_rows]]), np.tile(y[fit_rows], 2))
-        chances[out] = model.predict_proba(x[out])[:, 1]
-        unseen_chances[out] = model.predict_proba(unseen[out])[:, 1]
-    chosen = best_threshold(chances, y)
-    detector.model = fit(np.vstack([x, unseen]), np.tile(y, 2))
+    def assignments():
+        yield list(GroupKFold(folds).split(base, y, groups))
+        visits = np.unique(groups)
+        for repeat in range(1, repeats):
+            fold_of = dict(zip(visits, np.random.default_rng(seed + repeat).permutation(
+                len(visits)) % folds))
+            fold = np.array([fold_of[g] for g in groups])
+            yield [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(folds)]
+
+    chances = np.zeros((repeats, len(pairs)))
+    unseen_chances = np.zeros((repeats, len(pairs)))
+    models = []
+    for repeat, split in enumerate(assignments()):
+        x = np.zeros((len(pairs), len(base[0]) + 5))
+        for fit_rows, out in split:
+            x[out] = rows(*tables(fit_rows), out)
+        # every pair also once with the learned tables' features zeroed, so a name the mark-up
+        # never states (most of the graph's) is judged by the match features too
+        unseen = x.copy()
+        unseen[:, -5:] = 0.0
+        for fit_rows, out in split:
+            models.append(fit(np.vstack([x[fit_rows], unseen[fit_rows]]),
+                              np.tile(y[fit_rows], 2)))
+            chances[repeat, out] = models[-1].predict_proba(x[out])[:, 1]
+            unseen_chances[repeat, out] = models[-1].predict_proba(unseen[out])[:, 1]
+    chances, unseen_chances = chances.mean(axis=0), unseen_chances.mean(axis=0)
+    chosen = plateau_threshold(chances, y)
+    detector.model = FoldEnsemble(models)
     detector.threshold = float(chosen.threshold)
     detector.association, detector.variants = tables(range(len(pairs)))
     detector.train_report = chosen.as_dict() | {
-        "pairs": int(len(y)), "out_of_fold": folds,
+        "pairs": int(len(y)), "out_of_fold": folds, "fold_assignments": repeats,
         "unseen_names_f1": round(float(detection(unseen_chances, y, chosen.threshold).f1), 4)}
     return detector
 

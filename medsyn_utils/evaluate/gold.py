@@ -74,6 +74,18 @@ def best_threshold(scores: Sequence[float], labels: Sequence[int]) -> Detection:
     return best
 
 
+def plateau_threshold(scores: Sequence[float], labels: Sequence[int],
+                      tolerance: float = 0.002) -> Detection:
+    """The middle one (lower median) of the thresholds whose F1 is within ``tolerance`` of the
+    best: the F1 curve of a good detector is flat at its top, and its single best point is the
+    noisiest."""
+    s, y = np.asarray(scores, float), np.asarray(labels, int)
+    candidates = np.unique(s)
+    f1 = np.array([detection(s, y, t).f1 for t in candidates])
+    near = candidates[f1 >= f1.max() - tolerance]
+    return detection(s, y, float(near[(len(near) - 1) // 2]))
+
+
 def auc(scores: Sequence[float], labels: Sequence[int]) -> float:
     """Area under the ROC curve (rank form, ties counted half)."""
     s, y = np.asarray(scores, float), np.asarray(labels, int)

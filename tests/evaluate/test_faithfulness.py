@@ -85,19 +85,28 @@ def test_matcher_parameters_out_of_range_are_one_clear_error(name, value):
         SymptomMatcher(**{name: value})
 
 
-def test_variant_table_counts_marked_spans_and_drops_one_word_of_a_longer_name():
+def test_variant_table_counts_marked_spans_and_keeps_one_word_of_a_longer_name_for_covered():
     from medsyn_utils.evaluate.detector import variant_features, variant_table
+    from medsyn_utils.evaluate.faithfulness import variants
 
-    table = variant_table(["Избыточная масса тела", "избыточная масса тела", "насморк",
-                           "кожа, сухая", "кашель"],
-                          [frozenset({"избыточн", "вес"}), frozenset({"избыточн", "вес"}),
-                           frozenset({"насморк"}), frozenset({"сух"}), frozenset()])
+    names = ["Избыточная масса тела", "избыточная масса тела", "насморк", "кожа, сухая", "кашель",
+             "пастозность лица", "пастозность лица"]
+    spans = [frozenset({"избыточн", "вес"}), frozenset({"избыточн", "вес"}),
+             frozenset({"насморк"}), frozenset({"сух"}), frozenset(),
+             frozenset({"припухл"}), frozenset({"пастозн", "лиц"})]
+    table = variant_table(names, [variants(n) for n in names], spans)
+    # "сух" alone is a modifier of "кожа, сухая": dropped; "припухл" alone is a paraphrase: kept
     assert table == {"избыточная масса тела": {frozenset({"избыточн", "вес"}): 2},
-                     "насморк": {frozenset({"насморк"}): 1}}
+                     "насморк": {frozenset({"насморк"}): 1},
+                     "пастозность лица": {frozenset({"припухл"}): 1,
+                                          frozenset({"пастозн", "лиц"}): 1}}
     best, covered, spans = variant_features(table, " Избыточная масса тела", {"избыточн", "вес"})
     assert (best, covered) == (1.0, 1.0) and spans == pytest.approx(1.0986, abs=1e-4)  # log(3)
     assert variant_features(table, "избыточная масса тела", {"вес"})[:2] == [0.5, 0.0]
     assert variant_features(table, "кожа, сухая", {"сух", "кож"}) == [0.0, 0.0, 0.0]  # unknown
+    # the one-word span counts in the covered share only: alone it would be a whole span found
+    best, covered, spans = variant_features(table, "пастозность лица", {"припухл", "век"})
+    assert (best, covered) == (0.0, 0.5) and spans == pytest.approx(0.6931, abs=1e-4)  # log(2)
 
 
 def test_a_span_learned_from_train_mark_up_is_a_variant_of_the_name(data_dir):

@@ -33,3 +33,34 @@ def test_stem_baseline_is_the_issues_rule():
     assert stem_baseline("Боли в мышцах ног", "боль в мышцах") == 0.5  # "боли" has no "боль"
     assert stem_baseline("головная боль", "боль в мышцах") == 0.5
     assert stem_baseline("насморк", "кашель") == 0.0
+
+
+def test_plateau_threshold_takes_the_middle_of_the_near_best_cuts():
+    from medsyn_utils.evaluate.gold import plateau_threshold
+
+    # F1 by cut: 0.2 → 0.545 (best), 0.3 → 0.4, 0.4 → 0.444, 0.5 → 0.5, 0.8 → 0.4, 0.9 → 0.5
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2]
+    labels = [1, 0, 0, 0, 1, 0, 0, 1]
+    assert best_threshold(scores, labels).threshold == pytest.approx(0.2)
+    assert plateau_threshold(scores, labels, tolerance=0.0).threshold == pytest.approx(0.2)
+    # within 0.05 of the best: 0.2, 0.5 and 0.9 → the middle one
+    middle = plateau_threshold(scores, labels, tolerance=0.05)
+    assert middle.threshold == pytest.approx(0.5) and middle.f1 == pytest.approx(0.5)
+    # within 0.11: 0.2, 0.4, 0.5, 0.9 → the lower of the two middle ones, a cut that was tried
+    assert plateau_threshold(scores, labels, tolerance=0.11).threshold == pytest.approx(0.4)
+
+
+def test_fold_ensemble_averages_its_models_chances():
+    import numpy as np
+
+    from medsyn_utils.evaluate.detector import FoldEnsemble
+
+    class Fixed:
+        def __init__(self, p):
+            self.p = p
+
+        def predict_proba(self, x):
+            return np.column_stack([1 - np.full(len(x), self.p), np.full(len(x), self.p)])
+
+    chances = FoldEnsemble([Fixed(0.2), Fixed(0.6)]).predict_proba(np.zeros((3, 2)))[:, 1]
+    assert chances == pytest.approx([0.4, 0.4, 0.4])
