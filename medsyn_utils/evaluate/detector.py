@@ -1,5 +1,6 @@
-"""The learned symptom detector: a few match features, combined by a small boosted-tree model
-trained on RuMedSymptomRec gold pairs of RuMedTop3 *train* visits (never dev or test).
+"""The learned symptom detector: a few match features, combined by boosted-tree models (one per
+fold of train visits, :class:`FoldEnsemble`) trained on RuMedSymptomRec gold pairs of RuMedTop3
+*train* visits (never dev or test).
 
 Features of a (note, symptom) pair: the best window's share of the name's content words, the same
 share weighted by each word's idf in train complaints, the share found anywhere in the note,
@@ -13,7 +14,7 @@ paraphrase such as "лихорадка" for "температура", never for 
 and three features of the variant table learned from train mark-up (:func:`variant_table`: for
 each normalised name, the stem sets of the spans that state it in train visits): the best share of
 one such set found in the note, the train-weighted share of sets wholly found, and how many spans
-the name has. The model is trained once (half a minute or less on 2 cores) and cached under the
+the name has. The models are trained once (about 20 s on 2 cores) and cached under the
 user cache, keyed by the mark-up's checksum, the feature version and names, the source of the
 feature code and the scikit-learn version.
 """
