@@ -1,6 +1,6 @@
 """Does a note say what it was asked to? Each sampled symptom affirmed, negated or missing.
 
-Just over 400 lines: the matcher and the training of its learned detector share the pair
+Under 500 lines: the matcher and the training of its learned detector share the pair
 features (training runs the rule matcher), so apart they would import each other.
 
 A symptom name is matched by its content words (pymorphy3 lemmas cut to a stem, spelling variants
@@ -375,7 +375,7 @@ def symptom_coverage(note: str, symptoms: list[str]) -> float:
 
     ``symptoms`` is a list of names (a name may contain a comma, "кожа, сухая"); to read a cell
     of a table such as "кашель, кожа, сухая" use :func:`parse_symptoms` first. Uses the learned
-    detector: the first call on a machine trains it from the data mirror (about half a minute).
+    detector: the first call on a machine trains it from the data mirror (about 20 s on 2 cores).
     """
     if isinstance(symptoms, str):
         symptoms = parse_symptoms(symptoms)
