@@ -32,13 +32,14 @@ from typing import Any, Iterable
 import numpy as np
 from rapidfuzz import fuzz
 
-from medsyn_utils.evaluate.lexicon import Token, is_word, lexicon, similar_stem, tokens
+from medsyn_utils.evaluate.lexicon import Token, is_adjective, is_word, lexicon, similar_stem, \
+    tokens
 
 FEATURE_VERSION = "15"  # 5-13: experiments of other branches (their pickles may sit in caches)
 FEATURES = ("window_share", "window_idf_share", "anywhere_share", "head_in_window",
             "missing_idf", "n_words", "stem4_share", "prefix3_share", "partial_ratio",
-            "occurrences", "association_best", "association_mean", "variant_best_share",
-            "variant_covered", "variant_spans")
+            "occurrences", "explained_elsewhere", "association_best", "association_mean",
+            "variant_best_share", "variant_covered", "variant_spans")
 # the files whose code makes the features and trains the model: part of the cache key
 SOURCES = ("detector.py", "faithfulness.py", "lexicon.py", "negation.yaml")
 VariantTable = dict[str, dict[frozenset[str], int]]
@@ -127,24 +128,30 @@ def cache_key() -> str:
     return digest.hexdigest()[:16]
 
 
-def variant_table(names: Iterable[str], keys_lists: Iterable[Iterable[Iterable[str]]],
-                  spans: Iterable[frozenset[str]]) -> VariantTable:
+def variant_table(names: Iterable[str], spans: Iterable[frozenset[str]]) -> VariantTable:
     """Normalised symptom name -> {stem set of a marked span: how many train spans have it}.
 
     A one-word span of a name of several words is kept unless its word is a modifier of the name
-    (a word of it other than the first: "сух" of "кожа, сухая" would let "кашель сухой" state dry
-    skin); :func:`variant_features` counts such spans only in ``variant_covered``."""
+    (an adjective or participle: "сух" alone would let "Кожа сухая." state "сухой кашель" and
+    "Кашель сухой." state "кожа, сухая"); :func:`variant_features` counts such spans only in
+    ``variant_covered``."""
     table: VariantTable = {}
-    for name, keys_list, stems in zip(names, keys_lists, spans):
+    for name, stems in zip(names, spans):
         if not stems:
             continue
         if len(stems) == 1 and _several_words(name):
             (stem,) = stems
-            if any(similar_stem(k, stem, 88.0) for keys in keys_list for k in tuple(keys)[1:]):
+            if any(similar_stem(m, stem, 88.0) for m in _modifiers(name)):
                 continue
         counts = table.setdefault(name.strip().lower(), {})
         counts[stems] = counts.get(stems, 0) + 1
     return table
+
+
+@lru_cache(maxsize=4096)
+def _modifiers(name: str) -> frozenset[str]:
+    """Stems of the name's adjectives and participles."""
+    return frozenset(t.stem for t in tokens(name) if is_word(t) and is_adjective(t.text))
 
 
 def _several_words(name: str) -> bool:

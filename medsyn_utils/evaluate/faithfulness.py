@@ -253,15 +253,19 @@ class SymptomMatcher:
         return SymptomMatch(name, "affirmed" if affirmed else "negated", score,
                             note_tokens[hit.first].start, note_tokens[hit.last].stop)
 
-    def pair_features(self, name: str, note: str, note_tokens: list[Token], detector
-                      ) -> tuple[np.ndarray, list[_Hit]]:
-        """The detector's features of one (note, symptom) pair, and every window found."""
+    def pair_features(self, name: str, note: str, note_tokens: list[Token], detector,
+                      graph_windows: list | None = None) -> tuple[np.ndarray, list[_Hit]]:
+        """The detector's features of one (note, symptom) pair, and every window found.
+        ``graph_windows``: :meth:`_graph_windows` of the note, when the caller has them."""
 
         keys_list = variants(name)
         hits = [_hits(keys, note_tokens, self.slack, self.fuzzy) for keys in keys_list]
         stems = {t.stem for t in note_tokens if is_word(t)}
+        if graph_windows is None:
+            graph_windows = self._graph_windows(note_tokens)
         row = np.concatenate([
             features(name, keys_list, note, note_tokens, hits, detector.weight),
+            [explained_elsewhere(keys_list, hits, graph_windows)],
             association_features(getattr(detector, "association", {}), keys_list, stems),
             variant_features(getattr(detector, "variants", {}), name, stems)])
         return row, [hit for windows in hits for hit in windows]
@@ -294,8 +298,9 @@ class SymptomMatcher:
                         for names, toks in zip(symptom_lists, all_tokens)]
         else:
             detector = load_detector()
-            pairs = [[self.pair_features(s, text, toks, detector) for s in names]
-                     for text, names, toks in zip(texts, symptom_lists, all_tokens)]
+            pairs = [[self.pair_features(s, text, toks, detector, windows) for s in names]
+                     for text, names, toks, windows in zip(
+                         texts, symptom_lists, all_tokens, map(self._graph_windows, all_tokens))]
             rows = [f for note_pairs in pairs for f, _ in note_pairs]
             chances = iter(detector.model.predict_proba(np.vstack(rows))[:, 1] if rows else [])
             per_note = [[self._decide(name, hits, next(chances), detector.threshold, toks)
@@ -316,7 +321,8 @@ class SymptomMatcher:
             self._index = build_index(kg_symptom_names())
         return self._index
 
-    def _graph_mentions(self, note_tokens: list[Token]) -> list[SymptomMatch]:
+    def _graph_windows(self, note_tokens: list[Token]) -> list[tuple[str, tuple[str, ...], _Hit]]:
+        """Every knowledge-graph name (variant) whose words all stand in one window of the note."""
         stems = {t.stem for t in note_tokens if is_word(t)}
         seen, found = set(), []
         for stem_ in stems:
@@ -324,12 +330,15 @@ class SymptomMatcher:
                 if (name, keys) in seen or not set(keys) <= stems:
                     continue
                 seen.add((name, keys))
-                for hit in _hits(keys, note_tokens, self.slack, 100.0):
-                    if hit.score == 1.0:
-                        status = "negated" if negated(note_tokens, hit.first, hit.last) else "affirmed"
-                        found.append(SymptomMatch(name, status, 1.0, note_tokens[hit.first].start,
-                                                  note_tokens[hit.last].stop))
+                found += [(name, keys, hit) for hit in _hits(keys, note_tokens, self.slack, 100.0)
+                          if hit.score == 1.0]
         return found
+
+    def _graph_mentions(self, note_tokens: list[Token]) -> list[SymptomMatch]:
+        return [SymptomMatch(name, "negated" if negated(note_tokens, hit.first, hit.last)
+                             else "affirmed", 1.0, note_tokens[hit.first].start,
+                             note_tokens[hit.last].stop)
+                for name, _, hit in self._graph_windows(note_tokens)]
 
     def _unrequested(self, note_tokens: list[Token], matches: list[SymptomMatch],
                      symptoms: Sequence[str], example: str | None) -> list[SymptomMatch]:
@@ -347,6 +356,21 @@ class SymptomMatcher:
             if not any(k.start <= m.start and m.stop <= k.stop for k in kept):
                 kept.append(m)
         return sorted(kept, key=lambda m: m.start)
+
+
+def explained_elsewhere(keys_list: Sequence[tuple[str, ...]], hits: Sequence[Sequence[_Hit]],
+                        graph_windows: Sequence[tuple[str, tuple[str, ...], _Hit]]) -> float:
+    """1.0 when the name is found only in part and each of its best windows lies in another
+    graph name stated whole, with words the name lacks: "сух" of "Кашель сухой." is "сухой
+    кашель", not "кожа, сухая"; "кашель" alone is part of "сухой кашель" and explains nothing."""
+    found = [hit for windows in hits for hit in windows]
+    if not found or max(h.score for h in found) >= 1.0:
+        return 0.0
+    top = max(h.score for h in found)
+    own = {k for keys in keys_list for k in keys}
+    return float(all(any(not set(keys) <= own and w.first <= h.last and h.first <= w.last
+                         for _, keys, w in graph_windows)
+                     for h in found if h.score == top))
 
 
 def build_index(names: Iterable[str]) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
@@ -419,8 +443,7 @@ def train_detector(seed: int = 0, folds: int = 5, repeats: int = 4) -> Detector:
         positive = [i for i in which if y[i] == 1]
         return (key_association([keys[i] for i in positive], [removed[i] for i in positive],
                                 [stems[i] for i in positive]),
-                variant_table([names[i] for i in which], [keys[i] for i in which],
-                              [removed[i] for i in which]))
+                variant_table([names[i] for i in which], [removed[i] for i in which]))
 
     def rows(associated, table, which) -> np.ndarray:
         return np.array([np.concatenate([base[i],

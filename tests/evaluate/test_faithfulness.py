@@ -48,6 +48,26 @@ def test_a_name_with_a_comma_needs_both_words_or_either_synonym(data_dir):
     assert statuses("Беспокоит рвота по утрам.", ["тошнота, рвота"]) == {"тошнота, рвота": "affirmed"}
 
 
+def test_half_a_name_inside_another_graph_symptom_is_explained_elsewhere(data_dir):
+    from medsyn_utils.evaluate.faithfulness import _hits, explained_elsewhere, variants
+    from medsyn_utils.evaluate.lexicon import tokens
+
+    matcher = SymptomMatcher(unrequested=False)
+
+    def explained(note: str, name: str) -> float:
+        toks = tokens(note)
+        hits = [_hits(keys, toks, matcher.slack, matcher.fuzzy) for keys in variants(name)]
+        return explained_elsewhere(variants(name), hits, matcher._graph_windows(toks))
+
+    assert explained("Кашель сухой.", "кожа, сухая") == 1.0  # "сух" is the graph's "сухой кашель"
+    assert explained("Сухость во рту.", "сухой кашель") == 1.0  # ... and "сухость во рту"
+    assert explained("Беспокоит кашель.", "сухой кашель") == 0.0  # "кашель" is part of the name
+    assert explained("Сухость кожи.", "кожа, сухая") == 0.0  # the whole name: nothing to explain
+    assert explained("Головная боль.", "кашель") == 0.0  # nothing of the name found
+    assert statuses("Кожа сухая, слабость.", ["сухой кашель"]) == {"сухой кашель": "missing"}
+    assert statuses("Сухость во рту.", ["сухой кашель"]) == {"сухой кашель": "missing"}
+
+
 def test_symptom_lists_are_parsed_as_the_kit_and_the_schema_write_them():
     vocabulary = ["кашель", "кожа, сухая", "тошнота, рвота", "боль в горле"]
     assert parse_symptoms("кашель, кожа, сухая, тошнота, рвота, боль в горле", vocabulary) == vocabulary
@@ -87,15 +107,14 @@ def test_matcher_parameters_out_of_range_are_one_clear_error(name, value):
 
 def test_variant_table_counts_marked_spans_and_keeps_one_word_of_a_longer_name_for_covered():
     from medsyn_utils.evaluate.detector import variant_features, variant_table
-    from medsyn_utils.evaluate.faithfulness import variants
-
     names = ["Избыточная масса тела", "избыточная масса тела", "насморк", "кожа, сухая", "кашель",
              "пастозность лица", "пастозность лица"]
     spans = [frozenset({"избыточн", "вес"}), frozenset({"избыточн", "вес"}),
              frozenset({"насморк"}), frozenset({"сух"}), frozenset(),
              frozenset({"припухл"}), frozenset({"пастозн", "лиц"})]
-    table = variant_table(names, [variants(n) for n in names], spans)
-    # "сух" alone is a modifier of "кожа, сухая": dropped; "припухл" alone is a paraphrase: kept
+    table = variant_table(names + ["сухой кашель"], spans + [frozenset({"сух"})])
+    # "сух" alone is a modifier of "кожа, сухая" and of "сухой кашель": dropped; "припухл" alone
+    # is a paraphrase: kept
     assert table == {"избыточная масса тела": {frozenset({"избыточн", "вес"}): 2},
                      "насморк": {frozenset({"насморк"}): 1},
                      "пастозность лица": {frozenset({"припухл"}): 1,
