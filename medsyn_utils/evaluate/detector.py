@@ -4,19 +4,20 @@ fold of train visits, :class:`FoldEnsemble`) trained on RuMedSymptomRec gold pai
 
 Features of a (note, symptom) pair: the best window's share of the name's content words, the same
 share weighted by each word's idf in train complaints, the share found anywhere in the note,
-whether the head word is in the best window, the idf of the rarest word missing from it, the
-number of content words, the 4-letter stem share (the issue's baseline), a 3-letter prefix share,
-rapidfuzz's partial ratio of the name in the note, how often its words occur, two features of the
+whether the head word is in the best window, the idf of the rarest word missing from it, the number
+of content words, the 4-letter stem share (the issue's baseline), a 3-letter prefix share,
+rapidfuzz's partial ratio of the name in the note, how often its words occur, whether a name found
+only in part is another graph name's (``faithfulness.explained_elsewhere``), two features of the
 word association learned from train mark-up (:func:`key_association`: for each content word of a
 name, how often a note's stem stood inside the marked span rather than outside it, pooled over the
 names with that word; the name's own words and stop words left out, so it only speaks for a
-paraphrase such as "лихорадка" for "температура", never for half of the name found elsewhere),
-and three features of the variant table learned from train mark-up (:func:`variant_table`: for
-each normalised name, the stem sets of the spans that state it in train visits): the best share of
-one such set found in the note, the train-weighted share of sets wholly found, and how many spans
-the name has. The models are trained once (about 20 s on 2 cores) and cached under the
-user cache, keyed by the mark-up's checksum, the feature version and names, the source of the
-feature code and the scikit-learn version.
+paraphrase such as "лихорадка" for "температура", never for half of the name found elsewhere), and
+three features of the variant table learned from train mark-up (:func:`variant_table`: for each
+normalised name, the stem sets of the spans that state it in train visits): the best share of one
+such set found in the note, the train-weighted share of sets wholly found, and how many spans the
+name has. The models are trained once (about 20 s on 2 cores) and cached under the user cache,
+keyed by the mark-up's checksum, the feature version and names, the source of the feature code and
+the scikit-learn version.
 """
 
 from __future__ import annotations
