@@ -33,14 +33,16 @@ from typing import Any, Iterable
 import numpy as np
 from rapidfuzz import fuzz
 
-from medsyn_utils.evaluate.lexicon import Token, is_adjective, is_word, lexicon, similar_stem, \
-    tokens
+from medsyn_utils.evaluate.lexicon import SPELLING_RATIO, Token, is_adjective, is_word, lexicon, \
+    similar_stem, tokens
 
 FEATURE_VERSION = "15"  # 5-13: experiments of other branches (their pickles may sit in caches)
+# learned from the train mark-up (last in a row; zeroed in the training copy for unseen names)
+LEARNED_FEATURES = ("association_best", "association_mean", "variant_best_share",
+                    "variant_covered", "variant_spans")
 FEATURES = ("window_share", "window_idf_share", "anywhere_share", "head_in_window",
             "missing_idf", "n_words", "stem4_share", "prefix3_share", "partial_ratio",
-            "occurrences", "explained_elsewhere", "association_best", "association_mean",
-            "variant_best_share", "variant_covered", "variant_spans")
+            "occurrences", "explained_elsewhere") + LEARNED_FEATURES
 # the files whose code makes the features and trains the model: part of the cache key
 SOURCES = ("detector.py", "faithfulness.py", "lexicon.py", "negation.yaml")
 VariantTable = dict[str, dict[frozenset[str], int]]
@@ -96,9 +98,9 @@ def features(symptom: str, keys_list: tuple[tuple[str, ...], ...], note: str,
     for keys, windows in zip(keys_list, hits):
         weights = [weight(k) for k in keys]
         found_any = {k for k, key in enumerate(keys)
-                     for t in note_tokens if is_word(t) and similar_stem(key, t.stem, 88.0)}
+                     for t in note_tokens if is_word(t) and similar_stem(key, t.stem, SPELLING_RATIO)}
         count = sum(1 for t in note_tokens if is_word(t)
-                    and any(similar_stem(key, t.stem, 88.0) for key in keys))
+                    and any(similar_stem(key, t.stem, SPELLING_RATIO) for key in keys))
         occurrences = max(occurrences, count / len(keys))
         if not windows:
             best = max(best, (0.0, 0.0, len(found_any) / len(keys), 0.0, max(weights)))
@@ -142,7 +144,7 @@ def variant_table(names: Iterable[str], spans: Iterable[frozenset[str]]) -> Vari
             continue
         if len(stems) == 1 and _several_words(name):
             (stem,) = stems
-            if any(similar_stem(m, stem, 88.0) for m in _modifiers(name)):
+            if any(similar_stem(m, stem, SPELLING_RATIO) for m in _modifiers(name)):
                 continue
         counts = table.setdefault(name.strip().lower(), {})
         counts[stems] = counts.get(stems, 0) + 1
@@ -179,7 +181,7 @@ def _others(keys_list: Iterable[Iterable[str]], note_stems: Iterable[str]) -> se
     keys = {k for keys in keys_list for k in keys}
     stop = lexicon().stopwords
     return {s for s in note_stems
-            if s not in stop and not any(similar_stem(k, s, 88.0) for k in keys)}
+            if s not in stop and not any(similar_stem(k, s, SPELLING_RATIO) for k in keys)}
 
 
 def key_association(keys_lists: Iterable[Iterable[Iterable[str]]], spans: Iterable[frozenset[str]],

@@ -25,16 +25,16 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from medsyn_utils.core.errors import ParameterError
-from medsyn_utils.evaluate.detector import Detector, FoldEnsemble, association_features, \
-    cache_key, features, idf_table, key_association, variant_features, variant_table
-from medsyn_utils.evaluate.lexicon import Token, content_words, is_adjective, is_word, lexicon, \
-    normal, similar_stem, tokens
+from medsyn_utils.evaluate.detector import LEARNED_FEATURES, Detector, FoldEnsemble, \
+    association_features, cache_key, features, idf_table, key_association, variant_features, variant_table
+from medsyn_utils.evaluate.lexicon import SPELLING_RATIO, Token, content_words, is_adjective, \
+    is_word, lexicon, normal, similar_stem, tokens
 
 STATUSES = ("affirmed", "negated", "missing")
 DETECTORS = ("learned", "rule")  # learned: evaluate.detector on the match features; rule: share only
 DEFAULT_THRESHOLD = 0.75  # share of a name's content words found together (tuned on train pairs)
 DEFAULT_SLACK = 3  # extra tokens a match may span beyond the name's own words
-DEFAULT_FUZZY = 88.0  # rapidfuzz ratio for a spelling variant of a word of 5+ letters
+DEFAULT_FUZZY = SPELLING_RATIO  # the matcher's windows; the detector's features keep the lexicon's
 
 
 @dataclass(frozen=True)
@@ -293,22 +293,27 @@ class SymptomMatcher:
         examples = list(examples) if examples is not None else [None] * len(notes)
         texts = [str(n or "") for n in notes]
         all_tokens = [tokens(t) for t in texts]
+        # the graph names stated in each note: a feature of the learned detector, and the
+        # unrequested findings; found once per note for both
+        with_graph = self.detector == "learned" or self.find_unrequested
+        all_windows = [self._graph_windows(t) if with_graph else [] for t in all_tokens]
         if self.detector == "rule":
             per_note = [[self.match_symptom(s, toks) for s in names]
                         for names, toks in zip(symptom_lists, all_tokens)]
         else:
             detector = load_detector()
             pairs = [[self.pair_features(s, text, toks, detector, windows) for s in names]
-                     for text, names, toks, windows in zip(
-                         texts, symptom_lists, all_tokens, map(self._graph_windows, all_tokens))]
+                     for text, names, toks, windows in zip(texts, symptom_lists, all_tokens,
+                                                           all_windows)]
             rows = [f for note_pairs in pairs for f, _ in note_pairs]
             chances = iter(detector.model.predict_proba(np.vstack(rows))[:, 1] if rows else [])
             per_note = [[self._decide(name, hits, next(chances), detector.threshold, toks)
                          for name, (_, hits) in zip(names, note_pairs)]
                         for names, note_pairs, toks in zip(symptom_lists, pairs, all_tokens)]
-        return [NoteMatch(matches, self._unrequested(toks, matches, names, example)
+        return [NoteMatch(matches, self._unrequested(toks, windows, matches, names, example)
                           if self.find_unrequested else [])
-                for matches, toks, names, example in zip(per_note, all_tokens, symptom_lists, examples)]
+                for matches, toks, windows, names, example
+                in zip(per_note, all_tokens, all_windows, symptom_lists, examples)]
 
     def match(self, note: str, symptoms: Sequence[str], example: str | None = None) -> NoteMatch:
         """Every sampled symptom of ``note``; with the graph, the findings nobody asked for."""
@@ -334,18 +339,22 @@ class SymptomMatcher:
                           if hit.score == 1.0]
         return found
 
-    def _graph_mentions(self, note_tokens: list[Token]) -> list[SymptomMatch]:
+    def _graph_mentions(self, note_tokens: list[Token], windows: list | None = None
+                        ) -> list[SymptomMatch]:
+        """The graph names stated in the note, affirmed or negated (``windows``: its
+        :meth:`_graph_windows`, when the caller has them)."""
+        windows = self._graph_windows(note_tokens) if windows is None else windows
         return [SymptomMatch(name, "negated" if negated(note_tokens, hit.first, hit.last)
                              else "affirmed", 1.0, note_tokens[hit.first].start,
                              note_tokens[hit.last].stop)
-                for name, _, hit in self._graph_windows(note_tokens)]
+                for name, _, hit in windows]
 
-    def _unrequested(self, note_tokens: list[Token], matches: list[SymptomMatch],
+    def _unrequested(self, note_tokens: list[Token], windows: list, matches: list[SymptomMatch],
                      symptoms: Sequence[str], example: str | None) -> list[SymptomMatch]:
         asked = {normal(s) for s in symptoms}
         covered = [(m.start, m.stop) for m in matches if m.start is not None]
         in_example = {m.symptom for m in self._graph_mentions(tokens(example))} if example else set()
-        candidates = [m for m in self._graph_mentions(note_tokens)
+        candidates = [m for m in self._graph_mentions(note_tokens, windows)
                       if m.status == "affirmed" and normal(m.symptom) not in asked
                       and m.symptom not in in_example
                       and not any(a < m.stop and m.start < b for a, b in covered)]
@@ -364,9 +373,9 @@ def explained_elsewhere(keys_list: Sequence[tuple[str, ...]], hits: Sequence[Seq
     graph name stated whole, with words the name lacks: "сух" of "Кашель сухой." is "сухой
     кашель", not "кожа, сухая"; "кашель" alone is part of "сухой кашель" and explains nothing."""
     found = [hit for windows in hits for hit in windows]
-    if not found or max(h.score for h in found) >= 1.0:
+    top = max((h.score for h in found), default=1.0)
+    if top >= 1.0:  # nothing of the name found, or all of it
         return 0.0
-    top = max(h.score for h in found)
     own = {k for keys in keys_list for k in keys}
     return float(all(any(not set(keys) <= own and w.first <= h.last and h.first <= w.last
                          for _, keys, w in graph_windows)
@@ -432,7 +441,8 @@ def train_detector(seed: int = 0, folds: int = 5, repeats: int = 4) -> Detector:
     texts, names = list(pairs["text"]), list(pairs["symptom"])
     keys = [variants(s) for s in names]
     toks = [tokens(t) for t in texts]
-    base = [matcher.pair_features(s, t, k, detector)[0][:-5] for t, s, k in zip(texts, names, toks)]
+    base = [matcher.pair_features(s, t, k, detector)[0][:-len(LEARNED_FEATURES)]
+            for t, s, k in zip(texts, names, toks)]
     stems = [Counter(t.stem for t in k if is_word(t)) for k in toks]
     # gold_pairs writes each visit's positive, then its negative: the span is what was removed
     removed = [frozenset((stems[i] - stems[i + 1]) if pairs["label"][i] == 1 else ())
@@ -468,13 +478,13 @@ def train_detector(seed: int = 0, folds: int = 5, repeats: int = 4) -> Detector:
     unseen_chances = np.zeros((repeats, len(pairs)))
     models = []
     for repeat, split in enumerate(assignments()):
-        x = np.zeros((len(pairs), len(base[0]) + 5))
+        x = np.zeros((len(pairs), len(base[0]) + len(LEARNED_FEATURES)))
         for fit_rows, out in split:
             x[out] = rows(*tables(fit_rows), out)
         # every pair also once with the learned tables' features zeroed, so a name the mark-up
         # never states (most of the graph's) is judged by the match features too
         unseen = x.copy()
-        unseen[:, -5:] = 0.0
+        unseen[:, -len(LEARNED_FEATURES):] = 0.0
         for fit_rows, out in split:
             models.append(fit(np.vstack([x[fit_rows], unseen[fit_rows]]),
                               np.tile(y[fit_rows], 2)))

@@ -129,6 +129,9 @@ def content_words(phrase: str) -> tuple[str, ...]:
     return tuple(stems)
 
 
+SPELLING_RATIO = 88.0  # rapidfuzz ratio for a spelling variant of a word of 5+ letters
+
+
 @lru_cache(maxsize=500_000)
 def similar_stem(key: str, stem: str, fuzzy: float) -> bool:
     """The same word: equal stems, one a prefix of the other (4+ letters), or a spelling variant
